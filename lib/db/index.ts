@@ -1,0 +1,116 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { config } from '@/lib/config';
+import { migrate } from './migrate';
+
+export interface QueryResult<T> {
+  rows: T[];
+  rowCount: number;
+}
+
+/** Anything that runs SQL: the database itself or an open transaction. */
+export interface Queryable {
+  query<T = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<QueryResult<T>>;
+}
+
+export interface Db extends Queryable {
+  readonly kind: 'pglite' | 'postgres';
+  /** Runs fn in one transaction; commits when it resolves, rolls back when it throws. */
+  transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T>;
+  close(): Promise<void>;
+}
+
+export interface OpenOptions {
+  /** A postgres:// URL; without it, PGlite in `pgliteDir` (in memory when that is undefined too). */
+  databaseUrl?: string;
+  pgliteDir?: string;
+}
+
+async function openPostgres(url: string): Promise<Db> {
+  const pg = (await import('pg')).default;
+  // Sizes pass 2^31: read int8 as a JS number (exact below 2^53, far above any delivery).
+  pg.types.setTypeParser(20, (v: string) => Number(v));
+  const pool = new pg.Pool({ connectionString: url, max: 10 });
+  // A dropped connection must not crash the process; the next query gets a fresh one.
+  pool.on('error', () => {});
+  const wrap = (c: { query: (s: string, p?: unknown[]) => Promise<{ rows: unknown[]; rowCount: number | null }> }): Queryable => ({
+    async query<T>(sql: string, params?: unknown[]) {
+      const r = await c.query(sql, params);
+      return { rows: r.rows as T[], rowCount: r.rowCount ?? 0 };
+    },
+  });
+  const self = wrap(pool);
+  return {
+    kind: 'postgres',
+    query: self.query,
+    async transaction<T>(fn: (tx: Queryable) => Promise<T>) {
+      const client = await pool.connect();
+      try {
+        await client.query('BEGIN');
+        const out = await fn(wrap(client));
+        await client.query('COMMIT');
+        return out;
+      } catch (err) {
+        await client.query('ROLLBACK').catch(() => {});
+        throw err;
+      } finally {
+        client.release();
+      }
+    },
+    close: () => pool.end(),
+  };
+}
+
+async function openPglite(dir: string | undefined): Promise<Db> {
+  const { PGlite } = await import('@electric-sql/pglite');
+  if (dir) fs.mkdirSync(path.dirname(dir), { recursive: true });
+  const lite = dir ? new PGlite(dir) : new PGlite();
+  await lite.waitReady;
+  const wrap = (c: { query: (s: string, p?: unknown[]) => Promise<{ rows: unknown[]; affectedRows?: number }> }): Queryable => ({
+    async query<T>(sql: string, params?: unknown[]) {
+      const r = await c.query(sql, params);
+      return { rows: r.rows as T[], rowCount: r.affectedRows || r.rows.length };
+    },
+  });
+  return {
+    kind: 'pglite',
+    query: wrap(lite).query,
+    transaction: (fn) => lite.transaction((tx) => fn(wrap(tx))),
+    close: () => lite.close(),
+  };
+}
+
+/** Opens a database and applies every pending migration. */
+export async function openDb(opts: OpenOptions): Promise<Db> {
+  const db = opts.databaseUrl ? await openPostgres(opts.databaseUrl) : await openPglite(opts.pgliteDir);
+  try {
+    await migrate(db);
+  } catch (err) {
+    await db.close().catch(() => {});
+    throw err;
+  }
+  return db;
+}
+
+// Next evaluates modules twice in one process (instrumentation and route handlers): the
+// connection lives on globalThis so both share one, and a promise so concurrent callers open once.
+const g = globalThis as typeof globalThis & { __inkastDb?: Promise<Db> };
+
+/** The process's database, opened from config on first use. */
+export function db(): Promise<Db> {
+  if (!g.__inkastDb) {
+    const c = config();
+    g.__inkastDb = openDb({ databaseUrl: c.databaseUrl, pgliteDir: path.join(c.dataDir, 'pglite') });
+    g.__inkastDb.catch(() => {
+      g.__inkastDb = undefined;
+    });
+  }
+  return g.__inkastDb;
+}
+
+/** Closes the process's database, if one was opened (graceful shutdown). */
+export async function closeDb(): Promise<void> {
+  const p = g.__inkastDb;
+  g.__inkastDb = undefined;
+  if (p) await (await p).close();
+}
