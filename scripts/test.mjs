@@ -4,7 +4,7 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 
-const roots = process.argv.slice(2).length ? process.argv.slice(2) : ['lib', 'app', 'bin', 'scripts'];
+const roots = process.argv.slice(2).length ? process.argv.slice(2) : ['lib', 'app', 'bin', 'scripts', 'e2e'];
 const files = [];
 const walk = (dir) => {
   if (!fs.existsSync(dir)) return;

@@ -33,8 +33,8 @@ const schema = z.object({
     .string()
     .regex(/^smtps?:\/\//, 'must be an smtp:// or smtps:// URL')
     .optional(),
-  MAIL_FROM: z.string().min(3).default('Inkast <inkast@localhost>'),
-  INKAST_ADMIN_EMAIL: z.email().default('admin@localhost'),
+  MAIL_FROM: z.string().min(3).default('Inkast <inkast@inkast.localhost>'),
+  INKAST_ADMIN_EMAIL: z.email().default('admin@inkast.localhost'),
   INKAST_WORKER: bool.default(true),
   INKAST_UPLOAD_TOKEN_TTL_HOURS: z.coerce.number().positive().default(48),
   INKAST_ABANDONED_UPLOAD_HOURS: z.coerce.number().positive().default(72),

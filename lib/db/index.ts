@@ -61,11 +61,54 @@ async function openPostgres(url: string): Promise<Db> {
   };
 }
 
+/**
+ * PGlite is one process's database: a second process opening the same directory corrupts it
+ * without an error. A lock file holding the owner's pid keeps a CLI command off a running app's data.
+ */
+function lockPgliteDir(dir: string): () => void {
+  const lock = `${dir}.lock`;
+  for (;;) {
+    try {
+      fs.writeFileSync(lock, String(process.pid), { flag: 'wx' });
+      return () => fs.rmSync(lock, { force: true });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      const owner = Number(fs.readFileSync(lock, 'utf8'));
+      if (owner === process.pid) throw new Error(`${dir} is already open in this process`);
+      if (owner && isAlive(owner)) {
+        throw new Error(
+          `The embedded database ${dir} is in use by process ${owner} (the running app?). ` +
+            'Stop it first, or set DATABASE_URL to share a PostgreSQL server between processes.',
+        );
+      }
+      fs.rmSync(lock, { force: true }); // left by a process that died
+    }
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
 async function openPglite(dir: string | undefined): Promise<Db> {
   const { PGlite } = await import('@electric-sql/pglite');
-  if (dir) fs.mkdirSync(path.dirname(dir), { recursive: true });
+  let unlock = () => {};
+  if (dir) {
+    fs.mkdirSync(path.dirname(dir), { recursive: true });
+    unlock = lockPgliteDir(dir);
+  }
   const lite = dir ? new PGlite(dir) : new PGlite();
-  await lite.waitReady;
+  try {
+    await lite.waitReady;
+  } catch (err) {
+    unlock();
+    throw err;
+  }
   const wrap = (c: { query: (s: string, p?: unknown[]) => Promise<{ rows: unknown[]; affectedRows?: number }> }): Queryable => ({
     async query<T>(sql: string, params?: unknown[]) {
       const r = await c.query(sql, params);
@@ -76,7 +119,10 @@ async function openPglite(dir: string | undefined): Promise<Db> {
     kind: 'pglite',
     query: wrap(lite).query,
     transaction: (fn) => lite.transaction((tx) => fn(wrap(tx))),
-    close: () => lite.close(),
+    close: async () => {
+      await lite.close();
+      unlock();
+    },
   };
 }
 

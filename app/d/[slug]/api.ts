@@ -1,0 +1,105 @@
+/** The HTTP API the filedrop page talks to (docs/CONTRACTS.md), seen from the browser. */
+import type { Locale } from '@/lib/i18n';
+
+/** The header that carries the sender token on every call about a delivery, tus included. */
+export const SENDER_TOKEN_HEADER = 'Inkast-Sender-Token';
+export const TUS_ENDPOINT = '/api/tus';
+
+export type DeliveryState = 'uploading' | 'submitted' | 'delivered' | 'rejected' | 'abandoned';
+export const finalStates: readonly DeliveryState[] = ['delivered', 'rejected', 'abandoned'];
+
+export interface CreatedDelivery {
+  deliveryId: string;
+  reference: string;
+  senderToken: string;
+  maxBytes: number;
+  maxFiles: number;
+  uploadExpiresAt: string;
+  publicKeys: string[];
+}
+
+export interface DeliveryStatus {
+  state: DeliveryState;
+  reference: string;
+  rejectReason: string | null;
+  files: { uploadId: string; state: string }[];
+}
+
+/** A refused or failed call: status 0 means the network, not the server. */
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'ApiError';
+  }
+}
+
+async function call<T>(path: string, init: { method?: string; token?: string; body?: unknown } = {}): Promise<T> {
+  const headers: Record<string, string> = {};
+  if (init.token) headers[SENDER_TOKEN_HEADER] = init.token;
+  if (init.body !== undefined) headers['content-type'] = 'application/json';
+  let res: Response;
+  try {
+    res = await fetch(path, {
+      method: init.method ?? 'GET',
+      headers,
+      body: init.body === undefined ? undefined : JSON.stringify(init.body),
+      cache: 'no-store',
+    });
+  } catch (err) {
+    throw new ApiError(0, 'network', err instanceof Error ? err.message : String(err));
+  }
+  const body = (await res.json().catch(() => ({}))) as { error?: string; message?: string };
+  if (!res.ok) throw new ApiError(res.status, body.error ?? 'http', body.message ?? res.statusText);
+  return body as T;
+}
+
+export function createDelivery(input: { slug: string; senderEmail: string; locale: Locale }): Promise<CreatedDelivery> {
+  return call('/api/deliveries', { method: 'POST', body: input });
+}
+
+export function submitDelivery(deliveryId: string, token: string, manifest: string): Promise<{ state: DeliveryState }> {
+  return call(`/api/deliveries/${encodeURIComponent(deliveryId)}/submit`, { method: 'POST', token, body: { manifest } });
+}
+
+export function deliveryStatus(deliveryId: string, token: string): Promise<DeliveryStatus> {
+  return call(`/api/deliveries/${encodeURIComponent(deliveryId)}`, { token });
+}
+
+/** Where the server stands on a tus upload (HEAD): its offset, or the refusal's status. */
+export async function uploadOffset(
+  uploadUrl: string,
+  token: string,
+): Promise<{ status: number; offset?: number; length?: number }> {
+  let res: Response;
+  try {
+    res = await fetch(uploadUrl, {
+      method: 'HEAD',
+      headers: { 'Tus-Resumable': '1.0.0', [SENDER_TOKEN_HEADER]: token },
+      cache: 'no-store',
+    });
+  } catch (err) {
+    throw new ApiError(0, 'network', err instanceof Error ? err.message : String(err));
+  }
+  if (!res.ok) return { status: res.status };
+  const offset = Number(res.headers.get('Upload-Offset'));
+  const length = Number(res.headers.get('Upload-Length'));
+  return { status: res.status, offset, length };
+}
+
+/** Deletes an unfinished upload on the server; a gone upload is fine. */
+export async function terminateUpload(uploadUrl: string, token: string): Promise<void> {
+  try {
+    await fetch(uploadUrl, { method: 'DELETE', headers: { 'Tus-Resumable': '1.0.0', [SENDER_TOKEN_HEADER]: token } });
+  } catch {
+    // The server deletes uploads of abandoned deliveries itself; nothing is lost by giving up here.
+  }
+}
+
+/** The upload id the manifest names: the last path segment of the tus upload URL. */
+export function uploadIdOf(uploadUrl: string): string {
+  return new URL(uploadUrl, window.location.href).pathname.split('/').pop()!;
+}

@@ -1,0 +1,410 @@
+import { z } from 'zod';
+import * as openpgp from 'openpgp';
+import { config } from '@/lib/config';
+import { verifyStoredObject } from '@/lib/crypto/decoder';
+import { decryptManifest, type Manifest } from '@/lib/crypto/manifest';
+import { db, type Queryable } from '@/lib/db';
+import { enqueue, PermanentJobError, registerJobHandler } from '@/lib/jobs';
+import { queueMail } from '@/lib/mail';
+import { emailSchema, findFiledropMailbox, mailboxPrivateKeys, mailboxPublicKeys } from '@/lib/mailboxes';
+import { objectStore } from '@/lib/storage';
+import { hashToken, newReference, newSenderToken } from './tokens';
+
+export type DeliveryState = 'uploading' | 'submitted' | 'delivered' | 'rejected' | 'abandoned';
+
+/** Why the server refused a delivery; the sender's page and email translate the code. */
+export type RejectReason = 'manifest-unreadable' | 'manifest-mismatch' | 'file-corrupt' | 'file-mismatch' | 'too-large';
+
+export interface DeliveryRow {
+  id: string;
+  mailbox_id: string;
+  reference: string;
+  sender_email: string;
+  sender_verified: boolean;
+  sender_locale: 'sv' | 'en';
+  state: DeliveryState;
+  upload_expires_at: Date;
+  max_bytes: number;
+  max_files: number;
+  manifest: Uint8Array | null;
+  reject_reason: RejectReason | null;
+  created_at: Date;
+  submitted_at: Date | null;
+  delivered_at: Date | null;
+}
+
+export interface DeliveryFileRow {
+  id: string;
+  delivery_id: string;
+  upload_id: string;
+  ciphertext_size: number;
+  state: 'uploading' | 'uploaded' | 'verified' | 'rejected';
+  plaintext_size: number | null;
+  sha256: Uint8Array | null;
+  position: number | null;
+}
+
+export class DeliveryError extends Error {
+  constructor(
+    readonly status: 400 | 401 | 404 | 409 | 410 | 413,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+const CHUNK = 4 * 1024 * 1024;
+/** Largest manifest accepted: a thousand files' names and digests fit many times over. */
+export const MAX_MANIFEST_BYTES = 1024 * 1024;
+
+/**
+ * Ciphertext bytes a delivery may upload: the plaintext limit plus the format's overhead (a tag
+ * per 4 MiB chunk and per file, headers, a PKESK per key). The exact plaintext limit is checked
+ * against the manifest once it can be read.
+ */
+export function ciphertextAllowance(maxBytes: number, files: number, keys: number): number {
+  return maxBytes + 16 * (Math.ceil(maxBytes / CHUNK) + files) + files * (1024 + 640 * keys);
+}
+
+const createSchema = z.object({
+  slug: z.string().min(1).max(64),
+  senderEmail: emailSchema,
+  locale: z.enum(['sv', 'en']).default('sv'),
+});
+
+export interface CreatedDelivery {
+  deliveryId: string;
+  reference: string;
+  senderToken: string;
+  maxBytes: number;
+  maxFiles: number;
+  uploadExpiresAt: string;
+  publicKeys: string[];
+}
+
+/** Opens a delivery to a mailbox's filedrop link; the token it returns authorises its uploads. */
+export async function createDelivery(input: unknown): Promise<CreatedDelivery> {
+  const parsed = createSchema.safeParse(input);
+  if (!parsed.success) throw new DeliveryError(400, 'invalid-input', z.prettifyError(parsed.error));
+  const { slug, senderEmail, locale } = parsed.data;
+  const mailbox = await findFiledropMailbox(slug);
+  if (!mailbox) throw new DeliveryError(404, 'unknown-link', 'This filedrop link does not exist');
+  if (mailbox.requireVerifiedSender) {
+    throw new DeliveryError(401, 'sender-verification-required', 'This mailbox requires a verified sender address');
+  }
+  const { token, hash } = newSenderToken();
+  const expires = new Date(Date.now() + config().uploadTokenTtlMs);
+  const row = (
+    await (await db()).query<{ id: string; reference: string }>(
+      `INSERT INTO deliveries (mailbox_id, reference, sender_email, sender_locale, sender_token_hash,
+         upload_expires_at, max_bytes, max_files)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id, reference`,
+      [mailbox.id, newReference(), senderEmail, locale, hash, expires, mailbox.maxDeliveryBytes, mailbox.maxFiles],
+    )
+  ).rows[0];
+  return {
+    deliveryId: row.id,
+    reference: row.reference,
+    senderToken: token,
+    maxBytes: mailbox.maxDeliveryBytes,
+    maxFiles: mailbox.maxFiles,
+    uploadExpiresAt: expires.toISOString(),
+    publicKeys: mailbox.publicKeys,
+  };
+}
+
+const uuidSchema = z.uuid();
+
+/** The delivery the token belongs to; the same 404 for a wrong id and a wrong token. */
+async function senderDelivery(q: Queryable, deliveryId: string, token: string | null, lock = false): Promise<DeliveryRow> {
+  if (!token || !uuidSchema.safeParse(deliveryId).success) {
+    throw new DeliveryError(404, 'unknown-delivery', 'No such delivery');
+  }
+  const row = (
+    await q.query<DeliveryRow>(
+      `SELECT * FROM deliveries WHERE id = $1 AND sender_token_hash = $2${lock ? ' FOR UPDATE' : ''}`,
+      [deliveryId, hashToken(token)],
+    )
+  ).rows[0];
+  if (!row) throw new DeliveryError(404, 'unknown-delivery', 'No such delivery');
+  return row;
+}
+
+function assertOpenForUploads(d: DeliveryRow): void {
+  if (d.state !== 'uploading') throw new DeliveryError(409, 'delivery-closed', 'This delivery accepts no more uploads');
+  if (d.upload_expires_at.getTime() < Date.now()) {
+    throw new DeliveryError(410, 'delivery-expired', 'The time to upload to this delivery has run out');
+  }
+}
+
+/** Called before tus creates an upload: checks the token, the file count and the size allowance. */
+export async function reserveUpload(
+  deliveryId: string,
+  token: string | null,
+  uploadId: string,
+  ciphertextSize: number,
+): Promise<void> {
+  await (await db()).transaction(async (tx) => {
+    const d = await senderDelivery(tx, deliveryId, token, true);
+    assertOpenForUploads(d);
+    const used = (
+      await tx.query<{ files: number; bytes: number }>(
+        `SELECT count(*)::int AS files, coalesce(sum(ciphertext_size), 0)::bigint AS bytes
+         FROM delivery_files WHERE delivery_id = $1`,
+        [d.id],
+      )
+    ).rows[0];
+    if (used.files + 1 > d.max_files) {
+      throw new DeliveryError(413, 'too-many-files', `A delivery to this mailbox may hold at most ${d.max_files} files`);
+    }
+    const keys = (await mailboxPublicKeys(tx, d.mailbox_id)).length;
+    if (used.bytes + ciphertextSize > ciphertextAllowance(d.max_bytes, used.files + 1, keys)) {
+      throw new DeliveryError(413, 'too-large', `A delivery to this mailbox may hold at most ${d.max_bytes} bytes`);
+    }
+    await tx.query(`INSERT INTO delivery_files (delivery_id, upload_id, ciphertext_size) VALUES ($1, $2, $3)`, [
+      d.id,
+      uploadId,
+      ciphertextSize,
+    ]);
+  });
+}
+
+/** Checks that the token may write to (or ask about) this upload. */
+export async function authorizeUpload(uploadId: string, token: string | null): Promise<void> {
+  const q = await db();
+  const row = (
+    await q.query<{ delivery_id: string }>(`SELECT delivery_id FROM delivery_files WHERE upload_id = $1`, [uploadId])
+  ).rows[0];
+  if (!row) throw new DeliveryError(404, 'unknown-upload', 'No such upload');
+  assertOpenForUploads(await senderDelivery(q, row.delivery_id, token));
+}
+
+export async function recordUploadFinished(uploadId: string): Promise<void> {
+  await (await db()).query(
+    `UPDATE delivery_files SET state = 'uploaded', uploaded_at = now() WHERE upload_id = $1 AND state = 'uploading'`,
+    [uploadId],
+  );
+}
+
+/** The sender removed a file: its storage is gone (tus terminated it), so is its row. */
+export async function forgetUpload(uploadId: string): Promise<void> {
+  await objectStore().delete(uploadId);
+  await (await db()).query(`DELETE FROM delivery_files WHERE upload_id = $1 AND state = 'uploading'`, [uploadId]);
+}
+
+const submitSchema = z.object({
+  manifest: z
+    .string()
+    .min(1)
+    .max(Math.ceil((MAX_MANIFEST_BYTES * 4) / 3) + 4)
+    .regex(/^[A-Za-z0-9+/]+={0,2}$/, 'must be base64'),
+});
+
+/**
+ * Closes a delivery for uploads and queues its verification. Uploads never finished (files the
+ * sender removed or gave up on) are deleted here so nothing half-written stays behind.
+ */
+export async function submitDelivery(deliveryId: string, token: string | null, input: unknown): Promise<DeliveryState> {
+  const parsed = submitSchema.safeParse(input);
+  if (!parsed.success) throw new DeliveryError(400, 'invalid-input', z.prettifyError(parsed.error));
+  const manifest = Buffer.from(parsed.data.manifest, 'base64');
+  const unfinished = await (await db()).transaction(async (tx) => {
+    const d = await senderDelivery(tx, deliveryId, token, true);
+    assertOpenForUploads(d);
+    const files = (
+      await tx.query<DeliveryFileRow>(`SELECT * FROM delivery_files WHERE delivery_id = $1`, [d.id])
+    ).rows;
+    if (!files.some((f) => f.state === 'uploaded')) {
+      throw new DeliveryError(409, 'no-files', 'Add at least one file and wait until it is uploaded');
+    }
+    await tx.query(`DELETE FROM delivery_files WHERE delivery_id = $1 AND state = 'uploading'`, [d.id]);
+    await tx.query(
+      `UPDATE deliveries SET state = 'submitted', manifest = $2, submitted_at = now() WHERE id = $1`,
+      [d.id, manifest],
+    );
+    await enqueue(tx, 'verify-delivery', { deliveryId: d.id }, { dedupeKey: `verify-delivery:${d.id}` });
+    return files.filter((f) => f.state === 'uploading').map((f) => f.upload_id);
+  });
+  for (const uploadId of unfinished) await objectStore().delete(uploadId);
+  return 'submitted';
+}
+
+export interface DeliveryStatus {
+  state: DeliveryState;
+  reference: string;
+  rejectReason: RejectReason | null;
+  files: { uploadId: string; state: DeliveryFileRow['state'] }[];
+}
+
+export async function deliveryStatus(deliveryId: string, token: string | null): Promise<DeliveryStatus> {
+  const q = await db();
+  const d = await senderDelivery(q, deliveryId, token);
+  const files = (
+    await q.query<DeliveryFileRow>(`SELECT * FROM delivery_files WHERE delivery_id = $1 ORDER BY created_at`, [d.id])
+  ).rows;
+  return {
+    state: d.state,
+    reference: d.reference,
+    rejectReason: d.reject_reason,
+    files: files.map((f) => ({ uploadId: f.upload_id, state: f.state })),
+  };
+}
+
+/** Reads a stored object through the object store, as the decoder wants it. */
+function storedObject(uploadId: string, size: number) {
+  const store = objectStore();
+  return { size, read: (start: number, end: number) => store.readRange(uploadId, start, end) };
+}
+
+async function reject(deliveryId: string, reason: RejectReason): Promise<void> {
+  await (await db()).transaction(async (tx) => {
+    const d = (
+      await tx.query<DeliveryRow>(
+        `UPDATE deliveries SET state = 'rejected', reject_reason = $2 WHERE id = $1 AND state = 'submitted' RETURNING *`,
+        [deliveryId, reason],
+      )
+    ).rows[0];
+    if (!d) return;
+    await queueMail(tx, {
+      to: d.sender_email,
+      template: 'delivery-rejected',
+      locale: d.sender_locale,
+      params: { reference: d.reference, sentAt: d.submitted_at ?? d.created_at, reason },
+      dedupeKey: `delivery-rejected:${d.id}`,
+    });
+  });
+}
+
+function sameFiles(manifest: Manifest, files: DeliveryFileRow[]): boolean {
+  const listed = manifest.files.map((f) => f.uploadId).sort();
+  const uploaded = files.map((f) => f.upload_id).sort();
+  return listed.length === uploaded.length && listed.every((id, i) => id === uploaded[i]);
+}
+
+/**
+ * The verify job: decrypts every stored object, checks every chunk tag and the final tag, and
+ * compares size, name and SHA-256 with the manifest. Only then is anyone told of the delivery.
+ * A storage or database error throws, so the job is retried; bad content rejects at once.
+ */
+export async function verifyDelivery(deliveryId: string): Promise<void> {
+  const q = await db();
+  const d = (await q.query<DeliveryRow>(`SELECT * FROM deliveries WHERE id = $1`, [deliveryId])).rows[0];
+  if (!d || d.state !== 'submitted' || !d.manifest) return;
+  const privateKeys = await Promise.all(
+    (await mailboxPrivateKeys(q, d.mailbox_id)).map((armoredKey) => openpgp.readPrivateKey({ armoredKey })),
+  );
+  let manifest: Manifest;
+  try {
+    manifest = await decryptManifest(d.manifest, privateKeys);
+  } catch {
+    return reject(d.id, 'manifest-unreadable');
+  }
+  const files = (
+    await q.query<DeliveryFileRow>(`SELECT * FROM delivery_files WHERE delivery_id = $1`, [d.id])
+  ).rows;
+  if (!sameFiles(manifest, files)) return reject(d.id, 'manifest-mismatch');
+  if (manifest.files.reduce((sum, f) => sum + f.size, 0) > d.max_bytes) return reject(d.id, 'too-large');
+
+  const checked: { uploadId: string; size: number; sha256: Buffer; position: number }[] = [];
+  for (const [position, entry] of manifest.files.entries()) {
+    const file = files.find((f) => f.upload_id === entry.uploadId)!;
+    const size = await objectStore().size(file.upload_id);
+    if (size !== file.ciphertext_size) return reject(d.id, 'file-corrupt');
+    let result: Awaited<ReturnType<typeof verifyStoredObject>>;
+    try {
+      result = await verifyStoredObject(storedObject(file.upload_id, size), privateKeys);
+    } catch (err) {
+      if (isContentError(err)) return reject(d.id, 'file-corrupt');
+      throw err;
+    }
+    if (result.fileSize !== entry.size || result.name !== entry.name || result.sha256.toString('hex') !== entry.sha256) {
+      return reject(d.id, 'file-mismatch');
+    }
+    checked.push({ uploadId: file.upload_id, size: result.fileSize, sha256: result.sha256, position });
+  }
+
+  await q.transaction(async (tx) => {
+    const done = await tx.query(
+      `UPDATE deliveries SET state = 'delivered', delivered_at = now() WHERE id = $1 AND state = 'submitted'`,
+      [d.id],
+    );
+    if (done.rowCount === 0) return;
+    for (const f of checked) {
+      await tx.query(
+        `UPDATE delivery_files SET state = 'verified', plaintext_size = $2, sha256 = $3, position = $4 WHERE upload_id = $1`,
+        [f.uploadId, f.size, f.sha256, f.position],
+      );
+    }
+    await notifyHandlers(tx, d, checked.length, checked.reduce((s, f) => s + f.size, 0));
+  });
+}
+
+function isContentError(err: unknown): boolean {
+  return err instanceof Error && (err.name === 'ObjectFormatError' || err.name === 'ObjectAuthError');
+}
+
+/** One notification per member (and the functional address), queued with the state change. */
+async function notifyHandlers(tx: Queryable, d: DeliveryRow, fileCount: number, totalBytes: number): Promise<void> {
+  const recipients = (
+    await tx.query<{ email: string; locale: 'sv' | 'en'; mailbox_name: string }>(
+      `SELECT u.email, u.locale, m.name AS mailbox_name FROM mailbox_members mm
+         JOIN users u ON u.id = mm.user_id JOIN mailboxes m ON m.id = mm.mailbox_id
+       WHERE mm.mailbox_id = $1 AND u.disabled_at IS NULL
+       UNION
+       SELECT m.functional_email, 'sv', m.name FROM mailboxes m WHERE m.id = $1 AND m.functional_email IS NOT NULL`,
+      [d.mailbox_id],
+    )
+  ).rows;
+  for (const r of recipients) {
+    await queueMail(tx, {
+      to: r.email,
+      template: 'delivery-notification',
+      locale: r.locale,
+      params: {
+        mailboxName: r.mailbox_name,
+        senderEmail: d.sender_email,
+        senderVerified: d.sender_verified,
+        fileCount,
+        totalBytes,
+        deliveryId: d.id,
+      },
+      dedupeKey: `delivery-notification:${d.id}:${r.email}`,
+    });
+  }
+}
+
+/**
+ * Deliveries left in 'uploading' past their deadline: their uploads (objects, tus sidecars,
+ * multipart parts) are deleted and the delivery is marked abandoned.
+ */
+export async function expireAbandonedDeliveries(): Promise<number> {
+  const q = await db();
+  const stale = (
+    await q.query<{ id: string }>(
+      `SELECT id FROM deliveries WHERE state = 'uploading' AND upload_expires_at < now() ORDER BY upload_expires_at LIMIT 100`,
+    )
+  ).rows;
+  for (const { id } of stale) {
+    const uploads = (
+      await q.query<{ upload_id: string }>(`SELECT upload_id FROM delivery_files WHERE delivery_id = $1`, [id])
+    ).rows;
+    for (const u of uploads) await objectStore().delete(u.upload_id);
+    await q.transaction(async (tx) => {
+      await tx.query(`DELETE FROM delivery_files WHERE delivery_id = $1`, [id]);
+      await tx.query(`UPDATE deliveries SET state = 'abandoned', manifest = NULL WHERE id = $1`, [id]);
+    });
+  }
+  return stale.length;
+}
+
+export function registerDeliveryJobs(): void {
+  registerJobHandler('verify-delivery', async (payload: unknown) => {
+    const p = z.object({ deliveryId: z.uuid() }).safeParse(payload);
+    if (!p.success) throw new PermanentJobError('verify-delivery: bad payload');
+    await verifyDelivery(p.data.deliveryId);
+  });
+  registerJobHandler('expire-abandoned-deliveries', async () => {
+    await expireAbandonedDeliveries();
+  });
+}
