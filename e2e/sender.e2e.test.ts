@@ -71,7 +71,20 @@ describe('the sender in Chromium', { skip }, () => {
   after(async () => {
     await browser?.close();
     await app?.stop();
-    fs.rmSync(dir, { recursive: true, force: true });
+    for (const d of [dir, app?.dataDir]) if (d) fs.rmSync(d, { recursive: true, force: true });
+  });
+
+  test('an unknown filedrop link answers 404 with the not-found page in the chosen language', async () => {
+    const unknown = app.slug.split('').reverse().join('');
+    for (const slug of [unknown, 'not-a-slug']) assert.equal((await fetch(`${app.url}/d/${slug}`)).status, 404);
+    // Next fills in the not-found UI of a notFound() page only on hydration (vercel/next.js#62228).
+    const context = await browser.newContext();
+    await context.addCookies([{ name: 'lang', value: 'en', url: app.url }]);
+    const page = await context.newPage();
+    await page.goto(`${app.url}/d/${unknown}`);
+    await page.getByRole('heading', { name: 'Page not found' }).waitFor();
+    assert.equal(await page.evaluate(() => document.documentElement.lang), 'en');
+    await context.close();
   });
 
   test('sends two files and sees them delivered with their SHA-256', { timeout: 180_000 }, async () => {

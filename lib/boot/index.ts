@@ -29,7 +29,7 @@ async function boot(opts: BootOptions): Promise<void> {
   registerMailJobs();
   if (opts.worker) {
     schedule('expire-abandoned-deliveries', HOUR);
-    startWorker();
+    startWorker({ leaseMs: c.jobLeaseMs });
   }
   if (!opts.announce) return;
   const admin = created ? { email: created.user.email, slug: created.mailbox.filedrop_slug } : await adminWithLink();

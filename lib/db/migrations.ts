@@ -134,4 +134,60 @@ export const migrations: Migration[] = [
       )`,
     ],
   },
+  {
+    version: '002_handlers',
+    statements: [
+      // Bumped to end every live session of a user at once (disable, sign-out everywhere).
+      `ALTER TABLE users ADD COLUMN session_epoch integer NOT NULL DEFAULT 0`,
+      `CREATE TABLE sign_in_links (
+        token_hash bytea PRIMARY KEY,
+        user_id uuid NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        expires_at timestamptz NOT NULL,
+        used_at timestamptz,
+        created_at timestamptz NOT NULL DEFAULT now()
+      )`,
+      `CREATE INDEX sign_in_links_by_user ON sign_in_links (user_id, created_at DESC)`,
+      `CREATE TABLE downloads (
+        id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+        delivery_file_id uuid NOT NULL REFERENCES delivery_files(id) ON DELETE CASCADE,
+        user_id uuid NOT NULL REFERENCES users(id),
+        at timestamptz NOT NULL DEFAULT now(),
+        ip text,
+        user_agent text
+      )`,
+      `CREATE INDEX downloads_by_file ON downloads (delivery_file_id, at)`,
+      `CREATE TABLE delivery_views (
+        delivery_id uuid NOT NULL REFERENCES deliveries(id) ON DELETE CASCADE,
+        user_id uuid NOT NULL REFERENCES users(id),
+        first_viewed_at timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (delivery_id, user_id)
+      )`,
+    ],
+  },
+  {
+    version: '005_senders',
+    statements: [
+      // One-time codes that prove a sender reads the address they typed (lib/auth/sender-verification).
+      // Only an HMAC of the code is kept, under a per-code salt and a key that is not in the database.
+      `CREATE TABLE sender_codes (
+        id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+        mailbox_id uuid NOT NULL REFERENCES mailboxes(id) ON DELETE CASCADE,
+        email text NOT NULL CHECK (email = lower(email)),
+        salt bytea NOT NULL,
+        code_hash bytea NOT NULL,
+        attempts integer NOT NULL DEFAULT 0,
+        expires_at timestamptz NOT NULL,
+        used_at timestamptz,
+        created_at timestamptz NOT NULL DEFAULT now()
+      )`,
+      `CREATE INDEX sender_codes_by_address ON sender_codes (mailbox_id, email, created_at DESC)`,
+      // rate-limiter-flexible's RateLimiterPostgres table (lib/ratelimit); keys are hashed.
+      `CREATE TABLE rate_limits (
+        key varchar(255) PRIMARY KEY,
+        points bigint NOT NULL DEFAULT 0,
+        expire bigint
+      )`,
+      `CREATE INDEX rate_limits_by_expiry ON rate_limits (expire)`,
+    ],
+  },
 ];

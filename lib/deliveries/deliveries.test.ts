@@ -14,7 +14,7 @@ import { s3AppEnv } from '@/lib/testing/inspect';
 import { s3Settings } from '@/lib/testing/targets';
 import { handleTusRequest, SENDER_TOKEN_HEADER } from '@/lib/uploads';
 import { bootProcess } from '@/lib/boot';
-import { createDelivery, DeliveryError, expireAbandonedDeliveries, submitDelivery, type CreatedDelivery } from './index';
+import { cancelDelivery, createDelivery, DeliveryError, expireAbandonedDeliveries, submitDelivery, type CreatedDelivery } from './index';
 
 const s3 = await s3Settings();
 const stores: { name: string; env: () => Promise<Record<string, string>> }[] = [{ name: 'local objects', env: async () => ({}) }];
@@ -74,15 +74,34 @@ for (const store of stores) {
       assert.equal(late.status, 404, 'the sender cannot write to an expired delivery');
     });
 
-    await t.test('a file the sender removes is gone from storage and database', async () => {
+    await t.test('a file the sender removes, finished or not, is gone from storage and database', async () => {
       const d = await open();
-      const id = await partialUpload(d, 5000, 100);
-      const res = await tus('DELETE', `/api/tus/${id}`, d);
-      assert.equal(res.status, 204);
+      const unfinished = await partialUpload(d, 5000, 100);
+      const finished = await partialUpload(d, 100, 100);
+      for (const id of [unfinished, finished]) {
+        const res = await tus('DELETE', `/api/tus/${id}`, d);
+        assert.equal(res.status, 204);
+      }
       await new Promise((r) => setTimeout(r, 200)); // the row goes in the termination event
-      assert.deepEqual((await keysInStore()).filter((k) => k.startsWith(id)), []);
-      const rows = await (await db()).query('SELECT 1 FROM delivery_files WHERE upload_id = $1', [id]);
+      assert.deepEqual((await keysInStore()).filter((k) => k.startsWith(unfinished) || k.startsWith(finished)), []);
+      const rows = await (await db()).query('SELECT 1 FROM delivery_files WHERE delivery_id = $1', [d.deliveryId]);
       assert.equal(rows.rows.length, 0);
+    });
+
+    await t.test('a cancelled delivery keeps nothing and takes no more uploads', async () => {
+      const d = await open();
+      const ids = [await partialUpload(d, 5000, 100), await partialUpload(d, 100, 100)];
+      await assert.rejects(cancelDelivery(d.deliveryId, 'wrong-token'), (e: DeliveryError) => e.status === 404);
+      await cancelDelivery(d.deliveryId, d.senderToken);
+      await cancelDelivery(d.deliveryId, d.senderToken); // a retried cancel is fine
+      assert.deepEqual((await keysInStore()).filter((k) => ids.some((id) => k.startsWith(id))), []);
+      const row = (await (await db()).query<{ state: string }>('SELECT state FROM deliveries WHERE id = $1', [d.deliveryId])).rows[0];
+      assert.equal(row.state, 'abandoned');
+      const late = await tus('POST', '/api/tus', d, {
+        'Upload-Length': '10',
+        'Upload-Metadata': `deliveryId ${Buffer.from(d.deliveryId).toString('base64')}`,
+      });
+      assert.equal(late.status, 409);
     });
 
     await t.test('submitting without a finished file, or twice, is refused', async () => {
@@ -92,6 +111,18 @@ for (const store of stores) {
       await assert.rejects(submitDelivery(d.deliveryId, d.senderToken, manifest), (e: DeliveryError) => e.status === 409 && e.code === 'no-files');
       await assert.rejects(submitDelivery(d.deliveryId, 'wrong-token', manifest), (e: DeliveryError) => e.status === 404);
       await assert.rejects(submitDelivery(d.deliveryId, d.senderToken, { manifest: '***' }), (e: DeliveryError) => e.status === 400);
+    });
+
+    await t.test('a finished upload whose completion was not recorded (database blip) survives submit', async () => {
+      const d = await open();
+      const done = await partialUpload(d, 300, 300);
+      const gone = await partialUpload(d, 300, 100);
+      await (await db()).query(`UPDATE delivery_files SET state = 'uploading' WHERE upload_id = $1`, [done]);
+      await submitDelivery(d.deliveryId, d.senderToken, { manifest: crypto.randomBytes(100).toString('base64') });
+      const rows = (await (await db()).query<{ upload_id: string; state: string }>('SELECT upload_id, state FROM delivery_files WHERE delivery_id = $1', [d.deliveryId])).rows;
+      assert.deepEqual(rows, [{ upload_id: done, state: 'uploaded' }], 'the finished upload is kept, the unfinished one dropped');
+      assert.equal(await objectStore().size(done), 300);
+      assert.deepEqual((await keysInStore()).filter((k) => k.startsWith(gone)), []);
     });
 
     await t.test('a manifest that does not match the uploads rejects the delivery and tells the sender', async () => {
@@ -107,7 +138,12 @@ for (const store of stores) {
       const q = await db();
       const row = (await q.query<{ state: string; reject_reason: string }>('SELECT state, reject_reason FROM deliveries WHERE id = $1', [d.deliveryId])).rows[0];
       assert.deepEqual(row, { state: 'rejected', reject_reason: 'manifest-mismatch' });
-      const mail = (await q.query<{ to_address: string; text_body: string; state: string }>(`SELECT to_address, text_body, state FROM outbox WHERE template = 'delivery-rejected'`)).rows;
+      const mail = (
+        await q.query<{ to_address: string; text_body: string; state: string }>(
+          `SELECT to_address, text_body, state FROM outbox WHERE template = 'delivery-rejected' AND position($1 in text_body) > 0`,
+          [d.reference],
+        )
+      ).rows;
       assert.equal(mail.length, 1);
       assert.equal(mail[0].to_address, 'sender@example.org');
       assert.ok(mail[0].text_body.includes(d.reference));

@@ -1,14 +1,18 @@
 import { z } from 'zod';
 import * as openpgp from 'openpgp';
 import { config } from '@/lib/config';
-import { verifyStoredObject } from '@/lib/crypto/decoder';
+import { quarantineDelivery, verifyAndScan } from '@/lib/scan';
 import { decryptManifest, type Manifest } from '@/lib/crypto/manifest';
 import { db, type Queryable } from '@/lib/db';
 import { enqueue, PermanentJobError, registerJobHandler } from '@/lib/jobs';
 import { queueMail } from '@/lib/mail';
 import { emailSchema, findFiledropMailbox, mailboxPrivateKeys, mailboxPublicKeys } from '@/lib/mailboxes';
+import type { VerifiedSender } from '@/lib/auth/sender-verification';
+import { limitDeliveryCreation } from '@/lib/ratelimit';
 import { objectStore } from '@/lib/storage';
 import { hashToken, newReference, newSenderToken } from './tokens';
+// Loaded here so the download route's response hook is in place at boot, before any request.
+import './download';
 
 export type DeliveryState = 'uploading' | 'submitted' | 'delivered' | 'rejected' | 'abandoned';
 
@@ -81,26 +85,49 @@ export interface CreatedDelivery {
   maxFiles: number;
   uploadExpiresAt: string;
   publicKeys: string[];
+  /** Whether the sender address was proven by a code (lib/auth/sender-verification). */
+  senderVerified: boolean;
 }
 
-/** Opens a delivery to a mailbox's filedrop link; the token it returns authorises its uploads. */
-export async function createDelivery(input: unknown): Promise<CreatedDelivery> {
+/** Who opens a delivery, as the route handler knows it. */
+export interface DeliveryRequestContext {
+  /** The client's address (lib/ratelimit clientIp), for the per-IP limit; in-process callers may omit it. */
+  ip?: string;
+  /** The verified sender bound to the request's sender cookie, if any. */
+  sender?: VerifiedSender | null;
+}
+
+/**
+ * Opens a delivery to a mailbox's filedrop link; the token it returns authorises its uploads.
+ * When the mailbox requires verified senders, only the address the sender proved for it is
+ * accepted; otherwise the address is recorded as unverified (unless proven all the same).
+ * Throws RateLimitError (lib/ratelimit) past the per-IP limit.
+ */
+export async function createDelivery(input: unknown, ctx: DeliveryRequestContext = {}): Promise<CreatedDelivery> {
   const parsed = createSchema.safeParse(input);
   if (!parsed.success) throw new DeliveryError(400, 'invalid-input', z.prettifyError(parsed.error));
   const { slug, senderEmail, locale } = parsed.data;
+  if (ctx.ip !== undefined) await limitDeliveryCreation(ctx.ip);
   const mailbox = await findFiledropMailbox(slug);
   if (!mailbox) throw new DeliveryError(404, 'unknown-link', 'This filedrop link does not exist');
+  const proven = ctx.sender?.mailboxId === mailbox.id ? ctx.sender : null;
   if (mailbox.requireVerifiedSender) {
-    throw new DeliveryError(401, 'sender-verification-required', 'This mailbox requires a verified sender address');
+    if (!proven) {
+      throw new DeliveryError(401, 'sender-verification-required', 'This mailbox requires a verified sender address');
+    }
+    if (proven.email !== senderEmail) {
+      throw new DeliveryError(409, 'sender-email-mismatch', 'Send from the email address you confirmed with the code');
+    }
   }
+  const senderVerified = proven?.email === senderEmail;
   const { token, hash } = newSenderToken();
   const expires = new Date(Date.now() + config().uploadTokenTtlMs);
   const row = (
     await (await db()).query<{ id: string; reference: string }>(
-      `INSERT INTO deliveries (mailbox_id, reference, sender_email, sender_locale, sender_token_hash,
+      `INSERT INTO deliveries (mailbox_id, reference, sender_email, sender_verified, sender_locale, sender_token_hash,
          upload_expires_at, max_bytes, max_files)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id, reference`,
-      [mailbox.id, newReference(), senderEmail, locale, hash, expires, mailbox.maxDeliveryBytes, mailbox.maxFiles],
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id, reference`,
+      [mailbox.id, newReference(), senderEmail, senderVerified, locale, hash, expires, mailbox.maxDeliveryBytes, mailbox.maxFiles],
     )
   ).rows[0];
   return {
@@ -111,6 +138,7 @@ export async function createDelivery(input: unknown): Promise<CreatedDelivery> {
     maxFiles: mailbox.maxFiles,
     uploadExpiresAt: expires.toISOString(),
     publicKeys: mailbox.publicKeys,
+    senderVerified,
   };
 }
 
@@ -187,10 +215,27 @@ export async function recordUploadFinished(uploadId: string): Promise<void> {
   );
 }
 
-/** The sender removed a file: its storage is gone (tus terminated it), so is its row. */
+/** The sender removed an unfinished file: tus terminated it; its row and leftovers go too. */
 export async function forgetUpload(uploadId: string): Promise<void> {
   await objectStore().delete(uploadId);
   await (await db()).query(`DELETE FROM delivery_files WHERE upload_id = $1 AND state = 'uploading'`, [uploadId]);
+}
+
+/**
+ * The sender removes a file that finished uploading before the delivery was sent. No PATCH can
+ * be in flight for it, so it is deleted here (tus's S3 store cannot terminate a completed
+ * upload). False when the upload is not a finished one, for tus to handle.
+ */
+export async function removeFinishedUpload(uploadId: string, token: string | null): Promise<boolean> {
+  const q = await db();
+  const row = (
+    await q.query<{ state: string }>(`SELECT state FROM delivery_files WHERE upload_id = $1`, [uploadId])
+  ).rows[0];
+  if (row?.state !== 'uploaded') return false;
+  await authorizeUpload(uploadId, token);
+  const removed = await q.query(`DELETE FROM delivery_files WHERE upload_id = $1 AND state = 'uploaded'`, [uploadId]);
+  if (removed.rowCount) await objectStore().delete(uploadId);
+  return true;
 }
 
 const submitSchema = z.object({
@@ -209,6 +254,7 @@ export async function submitDelivery(deliveryId: string, token: string | null, i
   const parsed = submitSchema.safeParse(input);
   if (!parsed.success) throw new DeliveryError(400, 'invalid-input', z.prettifyError(parsed.error));
   const manifest = Buffer.from(parsed.data.manifest, 'base64');
+  await recoverFinishedUploads(deliveryId, token);
   const unfinished = await (await db()).transaction(async (tx) => {
     const d = await senderDelivery(tx, deliveryId, token, true);
     assertOpenForUploads(d);
@@ -228,6 +274,21 @@ export async function submitDelivery(deliveryId: string, token: string | null, i
   });
   for (const uploadId of unfinished) await objectStore().delete(uploadId);
   return 'submitted';
+}
+
+/**
+ * An upload whose last PATCH landed while the database was unreachable is complete in storage
+ * but still 'uploading' in its row; it is recorded now, so submitting does not delete it.
+ */
+async function recoverFinishedUploads(deliveryId: string, token: string | null): Promise<void> {
+  const q = await db();
+  const d = await senderDelivery(q, deliveryId, token);
+  const pending = (
+    await q.query<DeliveryFileRow>(`SELECT * FROM delivery_files WHERE delivery_id = $1 AND state = 'uploading'`, [d.id])
+  ).rows;
+  for (const f of pending) {
+    if ((await objectStore().size(f.upload_id)) === f.ciphertext_size) await recordUploadFinished(f.upload_id);
+  }
 }
 
 export interface DeliveryStatus {
@@ -257,7 +318,8 @@ function storedObject(uploadId: string, size: number) {
   return { size, read: (start: number, end: number) => store.readRange(uploadId, start, end) };
 }
 
-async function reject(deliveryId: string, reason: RejectReason): Promise<void> {
+/** 'infected' (lib/scan found malware) also quarantines the delivery and tells the administrators. */
+async function reject(deliveryId: string, reason: RejectReason | 'infected', signature = 'unknown'): Promise<void> {
   await (await db()).transaction(async (tx) => {
     const d = (
       await tx.query<DeliveryRow>(
@@ -273,6 +335,7 @@ async function reject(deliveryId: string, reason: RejectReason): Promise<void> {
       params: { reference: d.reference, sentAt: d.submitted_at ?? d.created_at, reason },
       dedupeKey: `delivery-rejected:${d.id}`,
     });
+    if (reason === 'infected') await quarantineDelivery(tx, d, signature);
   });
 }
 
@@ -311,9 +374,10 @@ export async function verifyDelivery(deliveryId: string): Promise<void> {
     const file = files.find((f) => f.upload_id === entry.uploadId)!;
     const size = await objectStore().size(file.upload_id);
     if (size !== file.ciphertext_size) return reject(d.id, 'file-corrupt');
-    let result: Awaited<ReturnType<typeof verifyStoredObject>>;
+    let result: Awaited<ReturnType<typeof verifyAndScan>>;
     try {
-      result = await verifyStoredObject(storedObject(file.upload_id, size), privateKeys);
+      // Decrypts once: tags, SHA-256 and (when CLAMAV_* is set) the clamd scan in one pass.
+      result = await verifyAndScan(storedObject(file.upload_id, size), privateKeys);
     } catch (err) {
       if (isContentError(err)) return reject(d.id, 'file-corrupt');
       throw err;
@@ -321,6 +385,7 @@ export async function verifyDelivery(deliveryId: string): Promise<void> {
     if (result.fileSize !== entry.size || result.name !== entry.name || result.sha256.toString('hex') !== entry.sha256) {
       return reject(d.id, 'file-mismatch');
     }
+    if (result.scan.scanned && result.scan.infected) return reject(d.id, 'infected', result.scan.signature);
     checked.push({ uploadId: file.upload_id, size: result.fileSize, sha256: result.sha256, position });
   }
 
@@ -375,27 +440,45 @@ async function notifyHandlers(tx: Queryable, d: DeliveryRow, fileCount: number, 
 }
 
 /**
- * Deliveries left in 'uploading' past their deadline: their uploads (objects, tus sidecars,
- * multipart parts) are deleted and the delivery is marked abandoned.
+ * Gives up a delivery still open for uploads: its uploads (objects, tus sidecars, multipart
+ * parts) are deleted and it is marked abandoned. False when it was no longer open.
  */
+async function abandon(deliveryId: string): Promise<boolean> {
+  const uploads = await (await db()).transaction(async (tx) => {
+    const open = await tx.query(
+      `UPDATE deliveries SET state = 'abandoned', manifest = NULL WHERE id = $1 AND state = 'uploading'`,
+      [deliveryId],
+    );
+    if (open.rowCount === 0) return undefined;
+    return (
+      await tx.query<{ upload_id: string }>(`DELETE FROM delivery_files WHERE delivery_id = $1 RETURNING upload_id`, [
+        deliveryId,
+      ])
+    ).rows.map((r) => r.upload_id);
+  });
+  // After the commit: a PATCH racing this sees the delivery closed, so nothing is written again.
+  for (const uploadId of uploads ?? []) await objectStore().delete(uploadId);
+  return uploads !== undefined;
+}
+
+/** The sender cancels: everything uploaded so far is deleted at once. */
+export async function cancelDelivery(deliveryId: string, token: string | null): Promise<void> {
+  const d = await senderDelivery(await db(), deliveryId, token);
+  if (!(await abandon(d.id)) && d.state !== 'abandoned') {
+    throw new DeliveryError(409, 'delivery-closed', 'This delivery was sent already and can no longer be cancelled');
+  }
+}
+
+/** Deliveries left in 'uploading' past their deadline are abandoned and their storage freed. */
 export async function expireAbandonedDeliveries(): Promise<number> {
-  const q = await db();
   const stale = (
-    await q.query<{ id: string }>(
+    await (await db()).query<{ id: string }>(
       `SELECT id FROM deliveries WHERE state = 'uploading' AND upload_expires_at < now() ORDER BY upload_expires_at LIMIT 100`,
     )
   ).rows;
-  for (const { id } of stale) {
-    const uploads = (
-      await q.query<{ upload_id: string }>(`SELECT upload_id FROM delivery_files WHERE delivery_id = $1`, [id])
-    ).rows;
-    for (const u of uploads) await objectStore().delete(u.upload_id);
-    await q.transaction(async (tx) => {
-      await tx.query(`DELETE FROM delivery_files WHERE delivery_id = $1`, [id]);
-      await tx.query(`UPDATE deliveries SET state = 'abandoned', manifest = NULL WHERE id = $1`, [id]);
-    });
-  }
-  return stale.length;
+  let abandoned = 0;
+  for (const { id } of stale) if (await abandon(id)) abandoned++;
+  return abandoned;
 }
 
 export function registerDeliveryJobs(): void {

@@ -1,6 +1,11 @@
-/** What every route handler shares: reading a bounded JSON body and shaping errors. */
+/**
+ * What every route handler shares: reading a bounded JSON body, shaping errors, the security
+ * headers of an API answer and the cross-site check of a state-changing request.
+ */
 import { DeliveryError } from '@/lib/deliveries';
+import { logger } from '@/lib/log';
 import { MailboxError } from '@/lib/mailboxes';
+import { apiSecurityHeaders, checkOrigin, crossOriginRefusal, servedOverHttps } from '@/lib/security';
 
 export class HttpError extends Error {
   constructor(
@@ -15,7 +20,24 @@ export class HttpError extends Error {
 const noStore = { 'Cache-Control': 'no-store' };
 
 export function json(body: unknown, status = 200, headers: Record<string, string> = {}): Response {
-  return Response.json(body, { status, headers: { ...noStore, ...headers } });
+  return Response.json(body, { status, headers: { ...noStore, ...apiSecurityHeaders({ https: servedOverHttps() }), ...headers } });
+}
+
+/**
+ * The API security headers (lib/security) on a response, where it does not set its own (a file
+ * download keeps its sandboxing policy). Immutable headers (Response.redirect) get a copy.
+ */
+export function withSecurityHeaders(res: Response, req?: Request): Response {
+  const wanted = Object.entries(apiSecurityHeaders({ https: servedOverHttps(req) })).filter(([k]) => !res.headers.has(k));
+  if (!wanted.length) return res;
+  try {
+    for (const [k, v] of wanted) res.headers.set(k, v);
+    return res;
+  } catch {
+    const headers = new Headers(res.headers);
+    for (const [k, v] of wanted) headers.set(k, v);
+    return new Response(res.body, { status: res.status, statusText: res.statusText, headers });
+  }
 }
 
 /** Reads a JSON body of at most maxBytes; a clear 413/415/400 otherwise. */
@@ -49,17 +71,31 @@ export function errorResponse(err: unknown): Response {
   if (err instanceof HttpError || err instanceof DeliveryError || err instanceof MailboxError) {
     return json({ error: err.code, message: err.message }, err.status);
   }
-  console.error('unexpected error in route handler:', err instanceof Error ? err.name : typeof err);
+  logger('http').error({ err }, 'unexpected error in route handler');
   return json({ error: 'internal', message: 'Something went wrong on our side; nothing was lost, try again' }, 500);
 }
 
-/** Wraps a route handler so every failure is shaped by errorResponse. */
+/**
+ * Wraps a route handler: a state-changing request from another site is refused (403) before any
+ * work, every failure is shaped by errorResponse, every answer carries the security headers.
+ */
 export function route<A extends unknown[]>(fn: (...args: A) => Promise<Response>) {
   return async (...args: A): Promise<Response> => {
-    try {
-      return await fn(...args);
-    } catch (err) {
-      return errorResponse(err);
+    const req = args[0] instanceof Request ? args[0] : undefined;
+    const started = performance.now();
+    const verdict = req ? checkOrigin(req) : { ok: true as const };
+    if (req && !verdict.ok) {
+      // The logger prints the method and the path without its query, never headers or body.
+      logger('http').warn({ req, reason: verdict.reason }, 'cross-origin request refused');
+      return crossOriginRefusal(apiSecurityHeaders({ https: servedOverHttps(req) }));
     }
+    let res: Response;
+    try {
+      res = await fn(...args);
+    } catch (err) {
+      res = errorResponse(err);
+    }
+    if (req) logger('http').debug({ req, status: res.status, ms: Math.round(performance.now() - started) }, 'request');
+    return withSecurityHeaders(res, req);
   };
 }

@@ -28,6 +28,7 @@ const examples: { [T in MailTemplate]: MailTemplates[T] } = {
     downloadedAt: new Date('2025-03-05T08:30:00Z'),
   },
   'sign-in-link': { link: 'https://inkast.example.se/auth/callback?token=abc&x=1', expiresAt: sentAt },
+  'sender-code': { code: '042917', expiresAt: sentAt },
 };
 const locales: Locale[] = ['sv', 'en'];
 const templates = Object.keys(examples) as MailTemplate[];

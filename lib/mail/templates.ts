@@ -9,7 +9,7 @@
 import type { Locale } from '@/lib/i18n';
 
 /** Why a delivery was rejected: the codes lib/deliveries stores in `deliveries.reject_reason`. */
-export type DeliveryRejectReason = 'manifest-unreadable' | 'manifest-mismatch' | 'file-corrupt' | 'file-mismatch' | 'too-large';
+export type DeliveryRejectReason = 'manifest-unreadable' | 'manifest-mismatch' | 'file-corrupt' | 'file-mismatch' | 'too-large' | 'infected';
 
 /** Names that would carry health data: no template's params may have them. */
 type NoContent = {
@@ -27,11 +27,21 @@ type NoContent = {
 };
 
 export interface MailTemplates {
-  /** To the sender: their delivery could not be accepted. */
+  /**
+   * To the sender: their delivery could not be accepted. With `quarantine`, to an administrator
+   * instead: the malware scanner stopped the delivery (lib/scan).
+   */
   'delivery-rejected': NoContent & {
     reference: string;
     sentAt: Date;
     reason: DeliveryRejectReason;
+    quarantine?: {
+      deliveryId: string;
+      mailboxName: string;
+      senderEmail: string;
+      /** The scanner's name for what it found, e.g. "Eicar-Test-Signature". */
+      signature: string;
+    };
   };
   /** To a handler: a delivery arrived in a mailbox they read. */
   'delivery-notification': NoContent & {
@@ -57,6 +67,12 @@ export interface MailTemplates {
   /** To a handler signing in by email. */
   'sign-in-link': NoContent & {
     link: string;
+    expiresAt: Date;
+  };
+  /** To a sender proving they read the address they typed: the one-time code, nothing else. */
+  'sender-code': NoContent & {
+    /** Digits only. */
+    code: string;
     expiresAt: Date;
   };
 }
@@ -155,6 +171,10 @@ const REJECT_REASONS: Record<DeliveryRejectReason, Record<Locale, string>> = {
     sv: 'Leveransen var större än vad brevlådan tar emot.',
     en: 'The delivery was larger than the mailbox accepts.',
   },
+  infected: {
+    sv: 'Virusskanningen hittade skadlig kod i en fil. Leveransen har stoppats och lämnas inte ut.',
+    en: 'The malware scan found malicious code in a file. The delivery was stopped and will not be passed on.',
+  },
 };
 
 const FOOTER: Record<Locale, string> = {
@@ -168,14 +188,54 @@ function sha256Prefix(hex: string): string {
   return `${hex.slice(0, 16).toLowerCase().replace(/(.{4})(?=.)/g, '$1 ')} …`;
 }
 
+/** To an administrator: a delivery was stopped by the malware scanner and kept in quarantine. */
+function quarantineNotice(p: MailTemplates['delivery-rejected'], q: NonNullable<MailTemplates['delivery-rejected']['quarantine']>, f: Formatters) {
+  return {
+    sv: (): MailBody => ({
+      subject: `Leverans ${p.reference} stoppad: skadlig kod hittades`,
+      paragraphs: [
+        `Virusskanningen hittade skadlig kod i en fil i en leverans till brevlådan ${q.mailboxName}.`,
+        'Leveransen har avvisats och ligger i karantän: den visas inte för mottagarna och filerna kan inte hämtas. Avsändaren har fått besked.',
+      ],
+      facts: [
+        ['Referens', p.reference],
+        ['Brevlåda', q.mailboxName],
+        ['Avsändare', q.senderEmail],
+        ['Skickad', f.date(p.sentAt)],
+        ['Fynd', q.signature],
+        ['Leverans-id', q.deliveryId],
+      ],
+      footer: FOOTER.sv,
+    }),
+    en: (): MailBody => ({
+      subject: `Delivery ${p.reference} stopped: malware found`,
+      paragraphs: [
+        `The malware scan found malicious code in a file of a delivery to the mailbox ${q.mailboxName}.`,
+        'The delivery was rejected and is kept in quarantine: its recipients do not see it and its files cannot be downloaded. The sender has been told.',
+      ],
+      facts: [
+        ['Reference', p.reference],
+        ['Mailbox', q.mailboxName],
+        ['Sender', q.senderEmail],
+        ['Sent', f.date(p.sentAt)],
+        ['Finding', q.signature],
+        ['Delivery id', q.deliveryId],
+      ],
+      footer: FOOTER.en,
+    }),
+  };
+}
+
 const templates: { [T in MailTemplate]: Template<T> } = {
-  'delivery-rejected': (p, f) => ({
+  'delivery-rejected': (p, f) => (p.quarantine ? quarantineNotice(p, p.quarantine, f) : {
     sv: () => ({
       subject: `Din leverans ${p.reference} kunde inte tas emot`,
       paragraphs: [
         `Leveransen du skickade ${f.date(p.sentAt)} med referens ${p.reference} kunde inte tas emot, och inget av den har lämnats till mottagaren.`,
         `Orsak: ${REJECT_REASONS[p.reason].sv}`,
-        'Skicka gärna leveransen igen via samma länk.',
+        p.reason === 'infected'
+          ? 'Kontrollera filerna med ett uppdaterat antivirusprogram innan du skickar dem igen.'
+          : 'Skicka gärna leveransen igen via samma länk.',
       ],
       footer: FOOTER.sv,
     }),
@@ -184,7 +244,9 @@ const templates: { [T in MailTemplate]: Template<T> } = {
       paragraphs: [
         `The delivery you sent on ${f.date(p.sentAt)} with reference ${p.reference} could not be accepted, and none of it has been passed on to the recipient.`,
         `Reason: ${REJECT_REASONS[p.reason].en}`,
-        'Please send it again using the same link.',
+        p.reason === 'infected'
+          ? 'Please check the files with up-to-date antivirus software before sending them again.'
+          : 'Please send it again using the same link.',
       ],
       footer: FOOTER.en,
     }),
@@ -271,6 +333,32 @@ const templates: { [T in MailTemplate]: Template<T> } = {
           'If you did not ask to sign in, you can ignore this message.',
         ],
         action: { label: 'Sign in', url: p.link },
+        footer: FOOTER.en,
+      }),
+    };
+  },
+
+  'sender-code': (p, f) => {
+    if (!/^[0-9]{6,8}$/.test(p.code)) throw new TypeError('a sender code is 6 to 8 digits');
+    return {
+      sv: () => ({
+        subject: 'Din kod för att skicka filer via Inkast',
+        paragraphs: [
+          'Skriv in koden nedan på sidan där du skickar filerna. Den bekräftar att du kan läsa e-post till den här adressen.',
+          `Koden gäller till ${f.date(p.expiresAt)} och kan bara användas en gång.`,
+          'Om det inte var du som bad om koden kan du bortse från det här meddelandet. Utan koden kan ingen skicka filer i ditt namn.',
+        ],
+        facts: [['Kod', p.code]],
+        footer: FOOTER.sv,
+      }),
+      en: () => ({
+        subject: 'Your code for sending files with Inkast',
+        paragraphs: [
+          'Enter the code below on the page where you are sending the files. It confirms that you can read email to this address.',
+          `The code is valid until ${f.date(p.expiresAt)} and can be used once.`,
+          'If you did not ask for a code, you can ignore this message. Nobody can send files in your name without it.',
+        ],
+        facts: [['Code', p.code]],
         footer: FOOTER.en,
       }),
     };

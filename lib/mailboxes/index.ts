@@ -224,3 +224,29 @@ export async function ensureFirstAdmin(): Promise<{ user: User; mailbox: Mailbox
     return createUser({ email: config().adminEmail, displayName: 'Administrator', role: 'admin' }, tx);
   });
 }
+
+export async function findUser(userId: string): Promise<User | undefined> {
+  if (!/^[0-9a-f-]{36}$/i.test(userId)) return undefined;
+  return (await (await db()).query<User>('SELECT * FROM users WHERE id = $1', [userId])).rows[0];
+}
+
+/** The mailboxes a user handles: their personal one first, then shared ones by name. */
+export async function userMailboxes(userId: string): Promise<Mailbox[]> {
+  return (
+    await (await db()).query<Mailbox>(
+      `SELECT m.* FROM mailboxes m JOIN mailbox_members mm ON mm.mailbox_id = m.id
+       WHERE mm.user_id = $1 ORDER BY m.kind = 'personal' DESC, m.name`,
+      [userId],
+    )
+  ).rows;
+}
+
+/** Whether the user may read the mailbox's deliveries: an enabled member, checked on every request. */
+export async function isMember(q: Queryable, userId: string, mailboxId: string): Promise<boolean> {
+  const r = await q.query(
+    `SELECT 1 FROM mailbox_members mm JOIN users u ON u.id = mm.user_id
+     WHERE mm.user_id = $1 AND mm.mailbox_id = $2 AND u.disabled_at IS NULL`,
+    [userId, mailboxId],
+  );
+  return r.rows.length > 0;
+}

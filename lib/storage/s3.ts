@@ -1,4 +1,4 @@
-import { Readable } from 'node:stream';
+import { PassThrough, Readable } from 'node:stream';
 import {
   AbortMultipartUploadCommand,
   type BucketLocationConstraint,
@@ -68,6 +68,23 @@ const noCache: KvStore<MetadataValue> = {
   delete: async () => {},
 };
 
+/**
+ * A PATCH whose connection drops still keeps what arrived. @tus/s3-store deletes the trailing
+ * `.part` before reading the new body and prepends it to that body; a body error would then lose
+ * both, moving the offset backwards (a resumed upload re-sends up to a whole part). Ending the
+ * body at the error instead stores every byte received, as a local file store does.
+ */
+class KeepReceivedS3Store extends S3Store {
+  override write(src: Readable, id: string, offset: number): Promise<number> {
+    const received = new PassThrough();
+    src.once('error', () => {
+      src.unpipe(received);
+      received.end();
+    });
+    return super.write(src.pipe(received), id, offset);
+  }
+}
+
 export class S3ObjectStore implements ObjectStore {
   readonly kind = 's3' as const;
   readonly bucket: string;
@@ -133,7 +150,7 @@ export class S3ObjectStore implements ObjectStore {
   }
 
   tusDataStore(): DataStore {
-    this.dataStore ??= new S3Store({
+    this.dataStore ??= new KeepReceivedS3Store({
       s3ClientConfig: { ...s3ClientConfig(this.settings), bucket: this.bucket },
       partSize: PART_SIZE,
       // No expiration tags (Ceph/Swift differences); the cleanup job deletes abandoned uploads.

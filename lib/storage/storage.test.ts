@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { Readable } from 'node:stream';
+import { PassThrough, Readable } from 'node:stream';
 import { test } from 'node:test';
 import {
   DeleteBucketCommand,
@@ -48,6 +48,12 @@ async function tusUpload(ds: DataStore, id: string, declared: number, patches: B
   }
   return offset;
 }
+
+/** Further PATCHes to an upload from `offset` on, as a resuming client sends them. */
+tusUpload.continue = async (ds: DataStore, id: string, offset: number, patches: Buffer[]): Promise<number> => {
+  for (const p of patches) offset = await ds.write(body(p), id, offset);
+  return offset;
+};
 
 async function readAll(r: Readable): Promise<Buffer> {
   const parts: Buffer[] = [];
@@ -240,6 +246,28 @@ for (const target of targets) {
       assert.deepEqual(await collect(store.listKeys()), []);
       assert.deepEqual(await target.unfinished(), []);
       await assert.rejects(ds.getUpload(a));
+    });
+
+    await t.test('a PATCH whose connection drops keeps every byte that arrived', async () => {
+      const ds = store.tusDataStore();
+      const c = newId();
+      const first = crypto.randomBytes(3 * MiB);
+      assert.equal(await tusUpload(ds, c, 20 * MiB, [first]), 3 * MiB);
+      // The next PATCH sends 2 MiB, then its connection breaks.
+      const cut = new PassThrough();
+      const writing = ds.write(cut, c, 3 * MiB);
+      const second = crypto.randomBytes(2 * MiB);
+      cut.write(second);
+      await new Promise((r) => setTimeout(r, 200));
+      cut.destroy(new Error('connection reset'));
+      const offset = await writing.catch(() => undefined);
+      const stored = (await ds.getUpload(c)).offset;
+      assert.equal(stored, 5 * MiB, 'the server offset did not move backwards');
+      if (offset !== undefined) assert.equal(offset, stored);
+      assert.equal(await tusUpload.continue(ds, c, stored, [crypto.randomBytes(20 * MiB - stored)]), 20 * MiB);
+      const all = await readAll(await store.readRange(c, 0, 5 * MiB));
+      assert.ok(all.equals(Buffer.concat([first, second])), 'the bytes before the drop are the ones sent');
+      await store.delete(c);
     });
 
     await t.test('listKeys pages through every key, sidecars included', async () => {

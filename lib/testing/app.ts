@@ -52,7 +52,7 @@ export interface StartOptions {
 }
 
 export async function startApp(opts: StartOptions = {}): Promise<RunningApp> {
-  if (!fs.existsSync(path.join(root, '.next', 'BUILD_ID'))) {
+  if (!fs.existsSync(path.join(root, process.env.INKAST_NEXT_DIST_DIR || '.next', 'BUILD_ID'))) {
     throw new Error('The app is not built: run `npm run build` (npm test does it first)');
   }
   const port = opts.port ?? (await freePort());
@@ -66,7 +66,7 @@ export async function startApp(opts: StartOptions = {}): Promise<RunningApp> {
   };
   const child = spawn(process.execPath, [path.join(root, 'node_modules', 'next', 'dist', 'bin', 'next'), 'start', '-p', String(port), '-H', '127.0.0.1'], {
     cwd: root,
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', TMPDIR: os.tmpdir(), NODE_ENV: 'production', NEXT_MANUAL_SIG_HANDLE: 'true', NEXT_TELEMETRY_DISABLED: '1', ...env },
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', TMPDIR: os.tmpdir(), NODE_ENV: 'production', NEXT_MANUAL_SIG_HANDLE: 'true', NEXT_TELEMETRY_DISABLED: '1', ...(process.env.INKAST_NEXT_DIST_DIR ? { INKAST_NEXT_DIST_DIR: process.env.INKAST_NEXT_DIST_DIR } : {}), ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';

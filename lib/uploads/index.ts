@@ -1,8 +1,10 @@
 import crypto from 'node:crypto';
-import { EVENTS, MemoryLocker, Server, type Upload } from '@tus/server';
+import { EVENTS, Server, type Upload } from '@tus/server';
 import { config } from '@/lib/config';
-import { authorizeUpload, DeliveryError, forgetUpload, recordUploadFinished, reserveUpload } from '@/lib/deliveries';
+import { authorizeUpload, DeliveryError, forgetUpload, recordUploadFinished, removeFinishedUpload, reserveUpload } from '@/lib/deliveries';
+import { clientIp, isRateLimitError, limitUploadBytes } from '@/lib/ratelimit';
 import { objectStore } from '@/lib/storage';
+import { createUploadLocker } from './locker';
 
 /** The public path of the tus endpoint (app/api/tus/[[...path]]/route.ts). */
 export const TUS_PATH = '/api/tus';
@@ -33,13 +35,26 @@ async function onUploadCreate(req: Request, upload: Upload) {
     throw refusal(400, 'Upload-Metadata must hold exactly one key, deliveryId');
   }
   if (upload.size === undefined || upload.size <= 0) throw refusal(400, 'Upload-Length is required and must be positive');
+  // Upload bytes per client address, counted by the declared length; given back if the upload is refused.
+  let quota: Awaited<ReturnType<typeof limitUploadBytes>>;
+  try {
+    quota = await limitUploadBytes(clientIp(req), upload.size);
+  } catch (err) {
+    if (!isRateLimitError(err)) throw asRefusal(err);
+    retryAfter.set(req, err.retryAfter);
+    throw refusal(429, err.message);
+  }
   try {
     await reserveUpload(metadata.deliveryId, senderToken(req), upload.id, upload.size);
   } catch (err) {
+    await quota.refund();
     throw asRefusal(err);
   }
   return {};
 }
+
+/** Seconds to wait, for a creation refused by the rate limit: tus's hook refusals carry no headers. */
+const retryAfter = new WeakMap<Request, number>();
 
 async function onIncomingRequest(req: Request, uploadId: string) {
   if (req.method === 'POST') return; // checked in onUploadCreate, which knows the delivery
@@ -60,11 +75,11 @@ function createTusServer(): Server {
     path: TUS_PATH,
     datastore: objectStore().tusDataStore(),
     relativeLocation: true,
-    locker: new MemoryLocker(),
+    // Shared by every instance on one PostgreSQL (advisory locks); in-process on PGlite.
+    locker: createUploadLocker({ databaseUrl: config().databaseUrl }),
     maxSize: MAX_OBJECT_BYTES,
     allowedOrigins: [new URL(config().publicUrl).origin],
     allowedHeaders: [SENDER_TOKEN_HEADER],
-    disableTerminationForFinishedUploads: true,
     namingFunction: () => crypto.randomBytes(16).toString('hex'),
     onUploadCreate,
     onIncomingRequest,
@@ -82,6 +97,18 @@ const g = globalThis as typeof globalThis & { __inkastTus?: Server };
 export async function handleTusRequest(req: Request): Promise<Response> {
   // Downloads go through the authorised, decrypting /api/files route, never through tus.
   if (req.method === 'GET') return new Response('Method Not Allowed\n', { status: 405, headers: { Allow: 'HEAD, POST, PATCH, DELETE, OPTIONS' } });
+  if (req.method === 'DELETE') {
+    const uploadId = new URL(req.url).pathname.split('/').pop() ?? '';
+    try {
+      if (await removeFinishedUpload(uploadId, senderToken(req))) return new Response(null, { status: 204, headers: { 'Tus-Resumable': '1.0.0' } });
+    } catch (err) {
+      const r = asRefusal(err);
+      return new Response(r.body, { status: r.status_code, headers: { 'Tus-Resumable': '1.0.0' } });
+    }
+  }
   g.__inkastTus ??= createTusServer();
-  return g.__inkastTus.handleWeb(req);
+  const res = await g.__inkastTus.handleWeb(req);
+  const wait = retryAfter.get(req);
+  if (res.status === 429 && wait) res.headers.set('Retry-After', String(wait));
+  return res;
 }

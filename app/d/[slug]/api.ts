@@ -31,10 +31,20 @@ export class ApiError extends Error {
     readonly status: number,
     readonly code: string,
     message: string,
+    /** Seconds to wait (Retry-After) when a rate limit refused the call. */
+    readonly retryAfter?: number,
+    /** Tries left after a wrong sender code. */
+    readonly attemptsLeft?: number,
   ) {
     super(message);
     this.name = 'ApiError';
   }
+}
+
+/** Retry-After in seconds, when the answer has a usable one. */
+export function retryAfterOf(value: string | null | undefined): number | undefined {
+  const seconds = Number(value);
+  return value && Number.isFinite(seconds) && seconds > 0 ? Math.ceil(seconds) : undefined;
 }
 
 async function call<T>(path: string, init: { method?: string; token?: string; body?: unknown } = {}): Promise<T> {
@@ -52,8 +62,11 @@ async function call<T>(path: string, init: { method?: string; token?: string; bo
   } catch (err) {
     throw new ApiError(0, 'network', err instanceof Error ? err.message : String(err));
   }
-  const body = (await res.json().catch(() => ({}))) as { error?: string; message?: string };
-  if (!res.ok) throw new ApiError(res.status, body.error ?? 'http', body.message ?? res.statusText);
+  const body = (await res.json().catch(() => ({}))) as { error?: string; message?: string; attemptsLeft?: number };
+  if (!res.ok) {
+    const attemptsLeft = typeof body.attemptsLeft === 'number' ? body.attemptsLeft : undefined;
+    throw new ApiError(res.status, body.error ?? 'http', body.message ?? res.statusText, retryAfterOf(res.headers.get('retry-after')), attemptsLeft);
+  }
   return body as T;
 }
 
@@ -61,8 +74,23 @@ export function createDelivery(input: { slug: string; senderEmail: string; local
   return call('/api/deliveries', { method: 'POST', body: input });
 }
 
+/** Mails a code to the address when the mailbox asks for one; 202 either way. */
+export function requestSenderCode(input: { slug: string; email: string; locale: Locale }): Promise<unknown> {
+  return call('/api/senders/code', { method: 'POST', body: input });
+}
+
+/** Checks the code; on success the server sets the sender cookie that createDelivery reads. */
+export function verifySenderCode(input: { slug: string; email: string; code: string }): Promise<{ email: string; verified: true }> {
+  return call('/api/senders/verify', { method: 'POST', body: input });
+}
+
 export function submitDelivery(deliveryId: string, token: string, manifest: string): Promise<{ state: DeliveryState }> {
   return call(`/api/deliveries/${encodeURIComponent(deliveryId)}/submit`, { method: 'POST', token, body: { manifest } });
+}
+
+/** Cancels an unsent delivery; the server deletes what was uploaded (expiry would, later). */
+export function cancelDelivery(deliveryId: string, token: string): Promise<unknown> {
+  return call(`/api/deliveries/${encodeURIComponent(deliveryId)}`, { method: 'DELETE', token });
 }
 
 export function deliveryStatus(deliveryId: string, token: string): Promise<DeliveryStatus> {

@@ -36,7 +36,9 @@ export function DeliveryProgress({
   const [unmatched, setUnmatched] = useState<string[]>([]);
   const heading = useRef<HTMLHeadingElement>(null);
   const latest = useRef(view);
-  latest.current = view;
+  useEffect(() => {
+    latest.current = view;
+  }, [view]);
   const sum = totals(view);
   const submitting = view.phase === 'submitting';
   const needsFiles = view.files.some((f) => f.status === 'needsFile');
@@ -203,7 +205,7 @@ function FileRow({
         </div>
         <div className="file-meta">
           <span className={`status status-${file.status}`}>{t(locale, `upload.status.${file.status}`)}</span>{' '}
-          {file.status === 'done'
+          {file.status === 'done' || file.sent === 0
             ? formatBytes(locale, file.size)
             : t(locale, 'upload.progress', {
                 percent,
@@ -225,7 +227,7 @@ function FileRow({
             <span className="visually-hidden"> {file.name}</span>
           </button>
         )}
-        {file.status !== 'done' && (
+        {file.removable && (
           <button type="button" className="button button-quiet button-small" disabled={disabled} onClick={onRemove}>
             {t(locale, 'form.files.remove')}
             <span className="visually-hidden"> {file.name}</span>

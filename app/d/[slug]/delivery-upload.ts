@@ -8,9 +8,11 @@ import type { Manifest } from '@/lib/crypto/manifest';
 import type { Locale } from '@/lib/i18n';
 import {
   ApiError,
+  cancelDelivery,
   createDelivery,
   deliveryStatus,
   finalStates,
+  retryAfterOf,
   SENDER_TOKEN_HEADER,
   submitDelivery,
   terminateUpload,
@@ -35,7 +37,7 @@ export type FileStatus = 'waiting' | 'preparing' | 'uploading' | 'paused' | 'don
 
 /** What went wrong, for the UI to put into words. */
 export type Problem =
-  | { kind: 'http'; status: number; code: string }
+  | { kind: 'http'; status: number; code: string; retryAfter?: number }
   | { kind: 'network' }
   | { kind: 'fileRead' }
   | { kind: 'worker' };
@@ -50,6 +52,8 @@ export interface FileView {
   total: number;
   sha256?: string;
   problem?: Problem;
+  /** The server keeps a finished upload until the hand-in (it refuses to delete it): no removing then. */
+  removable: boolean;
 }
 
 export type Phase = 'uploading' | 'submitting' | 'submitted' | 'cancelled';
@@ -85,21 +89,28 @@ interface Entry {
 }
 
 export function problemOf(err: unknown): Problem {
-  if (err instanceof ApiError) return err.status === 0 ? { kind: 'network' } : { kind: 'http', status: err.status, code: err.code };
+  if (err instanceof ApiError) {
+    return err.status === 0 ? { kind: 'network' } : { kind: 'http', status: err.status, code: err.code, retryAfter: err.retryAfter };
+  }
   if (err instanceof WorkerError) return { kind: err.kind === 'fileRead' ? 'fileRead' : 'worker' };
   if (err instanceof tus.DetailedError) {
     if (err.causingError instanceof WorkerError) return problemOf(err.causingError);
     const status = err.originalResponse?.getStatus() ?? 0;
-    return status ? { kind: 'http', status, code: 'tus' } : { kind: 'network' };
+    const retryAfter = retryAfterOf(err.originalResponse?.getHeader('Retry-After'));
+    return status ? { kind: 'http', status, code: 'tus', retryAfter } : { kind: 'network' };
   }
   return { kind: 'worker' };
 }
 
-/** tus-js-client's own rule skips 408 (`next start` ends requests at 300 s) and 429. */
+/**
+ * tus-js-client's own rule skips 408 (`next start` ends requests at 300 s) and 429. A 429 is
+ * retried only when the wait is short: a spent upload allowance is shown to the sender instead.
+ */
 function shouldRetry(err: tus.DetailedError): boolean {
   if (err.causingError instanceof WorkerError) return false;
   const status = err.originalResponse?.getStatus() ?? 0;
-  return status === 0 || status === 408 || status === 409 || status === 423 || status === 429 || status >= 500;
+  if (status === 429) return (retryAfterOf(err.originalResponse?.getHeader('Retry-After')) ?? 0) <= 30;
+  return status === 0 || status === 408 || status === 409 || status === 423 || status >= 500;
 }
 
 function toBase64(bytes: Uint8Array): string {
@@ -234,7 +245,10 @@ export class DeliveryUpload {
         const record = records.get(id);
         return record ? [{ record, file: null }] : [];
       });
-      return new DeliveryUpload(delivery, files, store, worker, release);
+      const upload = new DeliveryUpload(delivery, files, store, worker, release);
+      // Every file may have been uploaded and hashed before the reload: then only the hand-in is left.
+      upload.maybeSubmit();
+      return upload;
     }
     return null;
   }
@@ -301,17 +315,17 @@ export class DeliveryUpload {
     this.refresh();
   }
 
-  /** Removes a file not yet fully uploaded (the server keeps finished uploads until hand-in). */
+  /** Removes a file, finished or not, while the delivery is still open; the server deletes it. */
   async remove(fileId: string): Promise<void> {
     const entry = this.entry(fileId);
-    if (!entry || entry.status === 'done') return;
+    if (!entry || this.phase !== 'uploading') return;
     const url = entry.record.encryption?.uploadUrl;
     void entry.upload?.abort();
     this.entries.splice(this.entries.indexOf(entry), 1);
     this.delivery.fileIds = this.delivery.fileIds.filter((id) => id !== fileId);
     this.refresh();
     this.schedule();
-    await Promise.all([
+    await Promise.allSettled([
       url ? terminateUpload(url, this.delivery.senderToken) : undefined,
       this.worker.call('close', { fileId }),
       this.store?.removeFile(this.delivery.deliveryId, fileId),
@@ -319,16 +333,12 @@ export class DeliveryUpload {
     this.maybeSubmit();
   }
 
-  /** Gives the delivery up: unfinished uploads are deleted, and so is everything kept locally. */
+  /** Gives the delivery up: the server deletes every upload, and the page what it kept locally. */
   async cancel(): Promise<void> {
     this.phase = 'cancelled';
-    const urls = this.entries.flatMap((e) => {
-      void e.upload?.abort();
-      const enc = e.record.encryption;
-      return enc?.uploadUrl && !enc.uploaded ? [enc.uploadUrl] : [];
-    });
+    for (const e of this.entries) void e.upload?.abort();
     this.refresh();
-    await Promise.all(urls.map((url) => terminateUpload(url, this.delivery.senderToken)));
+    await cancelDelivery(this.delivery.deliveryId, this.delivery.senderToken).catch(() => {});
     await this.store?.removeDelivery(this.delivery.deliveryId);
     this.dispose();
   }
@@ -351,7 +361,10 @@ export class DeliveryUpload {
 
   /** Whether leaving the page now would interrupt sending. */
   get busy(): boolean {
-    return this.phase === 'submitting' || (this.phase === 'uploading' && this.entries.some((e) => e.status === 'uploading'));
+    return (
+      this.phase === 'submitting' ||
+      (this.phase === 'uploading' && this.entries.some((e) => e.status === 'preparing' || e.status === 'uploading'))
+    );
   }
 
   // ---- sending ----
@@ -658,6 +671,7 @@ export class DeliveryUpload {
         total: e.record.encryption?.totalLength ?? 0,
         sha256: e.record.sha256,
         problem: e.problem,
+        removable: this.phase === 'uploading',
       })),
       speed: this.speed(),
       state: this.state,

@@ -1,11 +1,13 @@
 'use client';
 import { useCallback, useEffect, useRef, useState, useSyncExternalStore } from 'react';
-import { t, type Locale } from '@/lib/i18n';
+import { t, type Locale, type PlainMessageKey } from '@/lib/i18n';
+import { ApiError, requestSenderCode } from './api';
 import { DeliveryUpload, problemOf, type Problem } from './delivery-upload';
 import { DeliveryProgress } from './delivery-progress';
 import { DeliveryResult } from './delivery-result';
 import { problemMessage } from './messages';
 import { ResumeStore } from './resume-store';
+import { SenderCode } from './sender-code';
 import { SenderForm, type SenderInput } from './sender-form';
 import { EncryptWorker } from './worker-client';
 
@@ -16,6 +18,27 @@ export interface FiledropProps {
   maxFiles: number;
   maxBytes: number;
   limits: { files: string; size: string };
+  /** The mailbox accepts only senders who confirm their address with a mailed code. */
+  requireVerifiedSender?: boolean;
+  /** The address this browser confirmed for the mailbox within the last hour (the sender cookie). */
+  verifiedEmail?: string | null;
+}
+
+/** The code step in progress: the form's input waits behind it; `round` remounts it for a fresh try. */
+interface CodeStepState {
+  input: SenderInput;
+  reason?: PlainMessageKey;
+  round: number;
+}
+
+const normaliseEmail = (email: string) => email.trim().toLowerCase();
+
+/** The server wants a (new) code before it opens the delivery. */
+function codeReason(err: unknown): PlainMessageKey | undefined {
+  if (!(err instanceof ApiError)) return undefined;
+  if (err.code === 'sender-verification-required') return 'verify.error.sessionExpired';
+  if (err.code === 'sender-email-mismatch') return 'verify.error.mismatch';
+  return undefined;
 }
 
 /** What the page needs from the browser; created once, on first use. */
@@ -38,9 +61,20 @@ function useAnnouncer(): [string, (message: string) => void] {
   return [message, announce];
 }
 
-export function Filedrop({ slug, locale, mailboxName, maxFiles, maxBytes, limits }: FiledropProps) {
+export function Filedrop({
+  slug,
+  locale,
+  mailboxName,
+  maxFiles,
+  maxBytes,
+  limits,
+  requireVerifiedSender = false,
+  verifiedEmail: initiallyVerified = null,
+}: FiledropProps) {
   const [delivery, setDelivery] = useState<DeliveryUpload | null>(null);
-  const [startProblem, setStartProblem] = useState<Problem | null>(null);
+  const [startProblem, setStartProblem] = useState<{ problem: Problem; context?: PlainMessageKey } | null>(null);
+  const [verifiedEmail, setVerifiedEmail] = useState<string | null>(initiallyVerified);
+  const [codeStep, setCodeStep] = useState<CodeStepState | null>(null);
   const [unsupported, setUnsupported] = useState(false);
   const [message, announce] = useAnnouncer();
   const browser = useRef<Promise<Browser> | null>(null);
@@ -88,14 +122,47 @@ export function Filedrop({ slug, locale, mailboxName, maxFiles, maxBytes, limits
     return () => window.removeEventListener('beforeunload', warn);
   }, [delivery]);
 
-  const send = async (input: SenderInput) => {
-    setStartProblem(null);
+  /** Mails a code and shows the code step; the form's input waits. */
+  const askCode = async (input: SenderInput, reason?: PlainMessageKey) => {
+    try {
+      await requestSenderCode({ slug, email: input.senderEmail, locale });
+      setCodeStep((prev) => ({ input, reason, round: (prev?.round ?? 0) + 1 }));
+    } catch (err) {
+      setCodeStep(null);
+      setStartProblem({ problem: problemOf(err), context: 'ratelimit.codes' });
+    }
+  };
+
+  const start = async (input: SenderInput) => {
     try {
       const { worker, store } = await getBrowser();
-      setDelivery(await DeliveryUpload.start({ slug, locale, ...input }, store, worker));
+      const started = await DeliveryUpload.start({ slug, locale, ...input }, store, worker);
+      setCodeStep(null);
+      setDelivery(started);
     } catch (err) {
-      setStartProblem(problemOf(err));
+      const reason = requireVerifiedSender ? codeReason(err) : undefined;
+      if (reason) {
+        setVerifiedEmail(null);
+        await askCode(input, reason);
+        return;
+      }
+      setCodeStep(null);
+      setStartProblem({ problem: problemOf(err) });
     }
+  };
+
+  const send = async (input: SenderInput) => {
+    setStartProblem(null);
+    if (requireVerifiedSender && verifiedEmail !== normaliseEmail(input.senderEmail)) {
+      await askCode(input);
+      return;
+    }
+    await start(input);
+  };
+
+  const backToForm = () => {
+    setCodeStep(null);
+    requestAnimationFrame(() => document.getElementById('sender-email')?.focus());
   };
 
   return (
@@ -114,19 +181,38 @@ export function Filedrop({ slug, locale, mailboxName, maxFiles, maxBytes, limits
               {t(locale, 'error.unsupported')}
             </p>
           )}
-          {startProblem && (
+          {startProblem && !codeStep && (
             <p className="notice notice-error" role="alert">
-              {problemMessage(locale, startProblem)}
+              {problemMessage(locale, startProblem.problem, startProblem.context)}
             </p>
           )}
-          <SenderForm
-            locale={locale}
-            maxFiles={maxFiles}
-            maxBytes={maxBytes}
-            limits={limits}
-            onSend={send}
-            announce={announce}
-          />
+          {codeStep && (
+            <SenderCode
+              key={codeStep.round}
+              locale={locale}
+              slug={slug}
+              email={codeStep.input.senderEmail}
+              reason={codeStep.reason}
+              announce={announce}
+              onBack={backToForm}
+              onVerified={async () => {
+                setVerifiedEmail(normaliseEmail(codeStep.input.senderEmail));
+                await start(codeStep.input);
+              }}
+            />
+          )}
+          {/* Hidden, not unmounted, during the code step: going back keeps everything typed and chosen. */}
+          <div hidden={codeStep !== null}>
+            <SenderForm
+              locale={locale}
+              maxFiles={maxFiles}
+              maxBytes={maxBytes}
+              limits={limits}
+              verificationRequired={requireVerifiedSender}
+              onSend={send}
+              announce={announce}
+            />
+          </div>
         </>
       )}
     </>

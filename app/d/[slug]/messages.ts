@@ -1,5 +1,6 @@
 /** Puts the upload pipeline's problems and the server's reasons into the page's language. */
 import { t, type Locale, type PlainMessageKey } from '@/lib/i18n';
+import { retryAfterMessage } from '@/lib/ratelimit/messages';
 import type { Problem } from './delivery-upload';
 
 const statusKeys: Record<number, PlainMessageKey> = {
@@ -15,11 +16,24 @@ const statusKeys: Record<number, PlainMessageKey> = {
 };
 
 const codeKeys: Record<string, PlainMessageKey> = {
-  'sender-verification-required': 'error.senderVerification',
+  'sender-verification-required': 'verify.error.sessionExpired',
+  'sender-email-mismatch': 'verify.error.mismatch',
   'too-many-files': 'error.tooManyFiles',
+  'code-expired': 'verify.error.expired',
+  'code-used': 'verify.error.used',
+  'code-locked': 'verify.error.locked',
 };
 
-export function problemMessage(locale: Locale, problem: Problem): string {
+/**
+ * A rate limit's refusal, said for what was refused: `rate-limited` from the API (creating a
+ * delivery, or `context` such as codes), `tus` from an upload.
+ */
+function rateLimitMessage(locale: Locale, problem: { code: string; retryAfter?: number }, context?: PlainMessageKey): string {
+  const what: PlainMessageKey = context ?? (problem.code === 'tus' ? 'ratelimit.uploads' : 'ratelimit.deliveries');
+  return `${t(locale, what)} ${retryAfterMessage(locale, problem.retryAfter)}`;
+}
+
+export function problemMessage(locale: Locale, problem: Problem, rateLimitContext?: PlainMessageKey): string {
   switch (problem.kind) {
     case 'network':
       return t(locale, 'error.network');
@@ -28,6 +42,7 @@ export function problemMessage(locale: Locale, problem: Problem): string {
     case 'worker':
       return t(locale, 'upload.error.worker');
     case 'http': {
+      if (problem.status === 429) return rateLimitMessage(locale, problem, rateLimitContext);
       const key =
         codeKeys[problem.code] ??
         statusKeys[problem.status] ??

@@ -1,9 +1,11 @@
 import type { Metadata } from 'next';
+import { cookies } from 'next/headers';
 import { notFound } from 'next/navigation';
 import { cache } from 'react';
 import { formatBytes, formatNumber, isLocale, t } from '@/lib/i18n';
 import { LocaleFromQuery } from '@/lib/i18n/locale-from-query';
 import { requestLocale } from '@/lib/i18n/server';
+import { readSenderSession, SENDER_COOKIE } from '@/lib/auth/sender-verification';
 import { findFiledropMailbox } from '@/lib/mailboxes';
 import { Filedrop } from './filedrop';
 
@@ -25,6 +27,8 @@ export default async function FiledropPage({ params, searchParams }: { params: P
   const mailbox = await filedropMailbox(slug);
   if (!mailbox) notFound();
   const locale = await requestLocale(searchParams);
+  // An address this browser confirmed for this mailbox in the last hour needs no new code.
+  const sender = mailbox.requireVerifiedSender ? await readSenderSession((await cookies()).get(SENDER_COOKIE)?.value) : null;
   return (
     <>
       {isLocale((await searchParams).lang) && <LocaleFromQuery locale={locale} />}
@@ -41,6 +45,8 @@ export default async function FiledropPage({ params, searchParams }: { params: P
           files: formatNumber(locale, mailbox.maxFiles),
           size: formatBytes(locale, mailbox.maxDeliveryBytes),
         }}
+        requireVerifiedSender={mailbox.requireVerifiedSender}
+        verifiedEmail={sender?.mailboxId === mailbox.id ? sender.email : null}
       />
     </>
   );

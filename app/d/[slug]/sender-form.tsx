@@ -51,6 +51,7 @@ export function SenderForm({
   maxFiles,
   maxBytes,
   limits,
+  verificationRequired = false,
   onSend,
   announce,
 }: {
@@ -59,6 +60,8 @@ export function SenderForm({
   maxBytes: number;
   /** The mailbox's limits, formatted on the server. */
   limits: { files: string; size: string };
+  /** The address will be confirmed with a mailed code before sending: say so by the field. */
+  verificationRequired?: boolean;
   onSend: (input: SenderInput) => Promise<void>;
   announce: (message: string) => void;
 }) {
@@ -143,6 +146,7 @@ export function SenderForm({
         </label>
         <span className="hint" id={`${fieldIds.senderEmail}-hint`}>
           {t(locale, 'form.email.hint')}
+          {verificationRequired && <> {t(locale, 'verify.required')}</>}
         </span>
         {errors.senderEmail && (
           <span className="field-error" id={`${fieldIds.senderEmail}-error`}>

@@ -1,0 +1,574 @@
+/**
+ * `npm run bench`: Inkast against the real stack on this machine — the built app in production
+ * mode, Ceph RGW and the local object directory — compared with the raw store, in one run.
+ * Prints a table on stdout (progress on stderr) and writes every sample to
+ * bench/results/<timestamp>.json (and the table as .md beside it). See BENCHMARKS.md.
+ *
+ *   npm run bench                                  the full spec (≈ 30 min on 2 shared cores)
+ *   npm run bench -- --size 64MiB --rounds 1 --stores local --skip-5gb --skip-browser   a quick look
+ *
+ * The app must be built first, into the dist dir INKAST_NEXT_DIST_DIR names (default .next):
+ *   export INKAST_NEXT_DIST_DIR=.next-bench; npx next build; git checkout tsconfig.json
+ */
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import type { Browser } from 'playwright-core';
+import { launchChromium } from '../e2e/chromium';
+import { startMailCatcher, type MailCatcher } from '@/lib/testing/sign-in';
+import { postgresAdminUrl, s3Settings, type S3Settings } from '@/lib/testing/targets';
+import { encoderInWorker, pageUpload, resumeCost } from './lib/browser';
+import { countCpu, loadAverage, memoryOf, watchMemory, type CpuUse, type MemoryPhase } from './lib/proc';
+import { renderMarkdown, renderTable, type Row } from './lib/report';
+import {
+  destroyStack,
+  download,
+  killRunningApps,
+  fileIdsOf,
+  makeTestFile,
+  privateKeysOf,
+  rawDelete,
+  rawRead,
+  rawWrite,
+  restartStack,
+  sendFile,
+  startStack,
+  submitAndVerify,
+  type DbKind,
+  type Sent,
+  type Stack,
+  type StoreKind,
+  type TestFile,
+  verifyInProcess,
+} from './lib/stack';
+import { formatSize, mbps, median, MiB, parseSize, round, say } from './lib/util';
+
+const root = path.resolve(import.meta.dirname, '..');
+
+// ---- options ----
+
+const { values: flags } = parseArgs({
+  options: {
+    size: { type: 'string', default: '1GiB' },
+    rounds: { type: 'string', default: '3' },
+    stores: { type: 'string', default: 'ceph,local' },
+    db: { type: 'string' },
+    'chunk-size': { type: 'string', default: '50MiB' },
+    'raw-part-size': { type: 'string', default: '8MiB' },
+    'raw-queue': { type: 'string', default: '4' },
+    'big-size': { type: 'string', default: '5GB' },
+    'big-store': { type: 'string', default: 'local' },
+    'skip-5gb': { type: 'boolean', default: false },
+    parallel: { type: 'string', default: '10' },
+    'parallel-size': { type: 'string', default: '256MiB' },
+    'parallel-stores': { type: 'string' },
+    'skip-parallel': { type: 'boolean', default: false },
+    'browser-size': { type: 'string', default: '1GiB' },
+    'browser-store': { type: 'string' },
+    'browser-rounds': { type: 'string', default: '2' },
+    'resume-size': { type: 'string', default: '128MiB' },
+    'skip-browser': { type: 'boolean', default: false },
+    'skip-transfer': { type: 'boolean', default: false },
+    'skip-baseline': { type: 'boolean', default: false },
+    'tmp-dir': { type: 'string', default: os.tmpdir() },
+    out: { type: 'string', default: path.join(root, 'bench', 'results') },
+    note: { type: 'string', default: '' },
+    keep: { type: 'boolean', default: false },
+    help: { type: 'boolean', default: false },
+  },
+  strict: true,
+});
+
+if (flags.help) {
+  process.stdout.write(fs.readFileSync(new URL(import.meta.url), 'utf8').split('*/')[0] + '*/\n');
+  process.stdout.write(`Flags (defaults = the full spec):\n${JSON.stringify(flags, null, 2)}\n`);
+  process.exit(0);
+}
+
+const list = (v: string | undefined) => (v ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+const storeList = (v: string | undefined): StoreKind[] =>
+  list(v).map((s) => {
+    if (s !== 'ceph' && s !== 'local') throw new Error(`unknown store "${s}": ceph or local`);
+    return s;
+  });
+
+const opts = {
+  size: parseSize(flags.size!),
+  rounds: Number(flags.rounds),
+  stores: storeList(flags.stores),
+  chunkSize: parseSize(flags['chunk-size']!),
+  rawPartSize: parseSize(flags['raw-part-size']!),
+  rawQueue: Number(flags['raw-queue']),
+  bigSize: parseSize(flags['big-size']!),
+  bigStore: storeList(flags['big-store'])[0],
+  skipBig: flags['skip-5gb']!,
+  parallel: Number(flags.parallel),
+  parallelSize: parseSize(flags['parallel-size']!),
+  parallelStores: flags['parallel-stores'] ? storeList(flags['parallel-stores']) : storeList(flags.stores),
+  skipParallel: flags['skip-parallel']!,
+  browserSize: parseSize(flags['browser-size']!),
+  browserStore: storeList(flags['browser-store'] ?? flags.stores)[0],
+  browserRounds: Number(flags['browser-rounds']),
+  resumeSize: parseSize(flags['resume-size']!),
+  skipBrowser: flags['skip-browser']!,
+  skipTransfer: flags['skip-transfer']!,
+  skipBaseline: flags['skip-baseline']!,
+  note: flags.note!,
+};
+
+// ---- results ----
+
+interface OpSample {
+  round: number;
+  bytes: number;
+  seconds: number;
+  mbps: number;
+  cpu: CpuUse;
+  /** The app server's peak RSS during the operation (bytes). */
+  serverPeakRss?: number;
+}
+
+interface StoreResults {
+  store: StoreKind;
+  size: number;
+  upload: { full: OpSample[]; raw: OpSample[] };
+  verify: { job: (OpSample & { pollSeconds: number; exact: boolean })[]; inProcess: OpSample[]; rawGetAfter: OpSample[] };
+  download: { decrypting: OpSample[]; rawGet: OpSample[] };
+}
+
+interface MemoryRun {
+  store: StoreKind;
+  what: string;
+  idleRss: number;
+  phases: (MemoryPhase & { seconds: number; bytes: number; mbps: number; cpu: CpuUse })[];
+}
+
+const results: {
+  startedAt: string;
+  finishedAt?: string;
+  machine: Record<string, unknown>;
+  options: typeof opts & { db: DbKind };
+  load: { at: string; load1: number }[];
+  baseline: { config: string; rss: number; anon: number }[];
+  stores: StoreResults[];
+  memory: MemoryRun[];
+  browser?: Record<string, unknown>;
+  errors: string[];
+} = {
+  startedAt: new Date().toISOString(),
+  machine: {},
+  options: { ...opts, db: 'pglite' },
+  load: [],
+  baseline: [],
+  stores: [],
+  memory: [],
+  errors: [],
+};
+
+function machineInfo(): Record<string, unknown> {
+  const sh = (cmd: string, args: string[]) => {
+    try {
+      return execFileSync(cmd, args, { encoding: 'utf8', timeout: 5000, stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    } catch {
+      return undefined;
+    }
+  };
+  return {
+    host: os.hostname(),
+    cpu: os.cpus()[0]?.model,
+    cores: os.cpus().length,
+    memoryGiB: round(os.totalmem() / 2 ** 30, 1),
+    kernel: os.release(),
+    os: sh('sh', ['-c', '. /etc/os-release && echo "$PRETTY_NAME"']),
+    node: process.version,
+    next: JSON.parse(fs.readFileSync(path.join(root, 'node_modules', 'next', 'package.json'), 'utf8')).version,
+    ceph: sh('radosgw', ['--version'])?.split('\n')[0],
+    chromium: sh('/usr/bin/chromium', ['--version']),
+    distDir: process.env.INKAST_NEXT_DIST_DIR || '.next',
+    disk: sh('df', ['-h', '--output=source,size,avail', os.tmpdir()])?.split('\n')[1],
+  };
+}
+
+// ---- measuring one operation ----
+
+async function measure<T extends { seconds: number }>(
+  stack: Stack | undefined,
+  roundNo: number,
+  bytes: number,
+  fn: () => Promise<T>,
+): Promise<{ sample: OpSample; value: T }> {
+  const cpu = countCpu(stack?.pid);
+  const mem = stack ? watchMemory(stack.pid, 'op') : undefined;
+  const value = await fn();
+  const phase = mem?.end();
+  return {
+    value,
+    sample: { round: roundNo, bytes, seconds: round3(value.seconds), mbps: round(mbps(bytes, value.seconds)), cpu: roundCpu(cpu.end()), serverPeakRss: phase?.peakRss },
+  };
+}
+
+const round3 = (n: number) => round(n, 3);
+function roundCpu(c: CpuUse): CpuUse {
+  return { bench: round(c.bench, 2), server: round(c.server, 2), rgw: round(c.rgw, 2), osd: round(c.osd, 2), others: round(c.others, 2), wall: round(c.wall, 2) };
+}
+
+// ---- sections ----
+
+/** Idle RSS of the app server: PGlite on first start and after a restart, PostgreSQL (no uploads yet). */
+async function baseline(smtp: MailCatcher, pgAdmin: string | undefined): Promise<void> {
+  const configs: { name: string; db: DbKind; restart: boolean }[] = [
+    { name: 'PGlite, first start', db: 'pglite', restart: false },
+    { name: 'PGlite, restarted', db: 'pglite', restart: true },
+  ];
+  if (pgAdmin) configs.push({ name: 'PostgreSQL', db: 'postgres', restart: false });
+  for (const c of configs) {
+    const stack = await startStack({ store: 'local', db: c.db, smtp, postgresAdminUrl: pgAdmin });
+    try {
+      if (c.restart) await restartStack(stack, smtp);
+      await new Promise((r) => setTimeout(r, 3000));
+      const m = memoryOf(stack.pid)!;
+      results.baseline.push({ config: c.name, rss: m.rss, anon: m.anon });
+      say(`idle RSS, ${c.name}: ${(m.rss / MiB).toFixed(0)} MiB`);
+    } finally {
+      await destroyStack(stack, { postgresAdminUrl: pgAdmin });
+    }
+  }
+}
+
+/** Upload (full path vs lib-storage), verify, download (decrypting vs raw GET), alternating, `rounds` times. */
+async function transfer(stack: Stack, file: TestFile): Promise<{ results: StoreResults; sent: Sent[] }> {
+  const r: StoreResults = {
+    store: stack.store,
+    size: file.size,
+    upload: { full: [], raw: [] },
+    verify: { job: [], inProcess: [], rawGetAfter: [] },
+    download: { decrypting: [], rawGet: [] },
+  };
+  const sent: Sent[] = [];
+  for (let i = 0; i < opts.rounds; i++) {
+    const full = async () => {
+      const m = await measure(stack, i, file.size, () => sendFile(stack, file, opts.chunkSize));
+      r.upload.full.push(m.sample);
+      sent.push(m.value);
+      say(`${stack.store} round ${i + 1}: upload, full path  ${m.sample.mbps} MB/s`);
+    };
+    const raw = async () => {
+      const key = `bench-raw-${i}`;
+      const m = await measure(stack, i, file.size, () => rawWrite(stack, file, key, { partSize: opts.rawPartSize, queueSize: opts.rawQueue }));
+      r.upload.raw.push(m.sample);
+      await rawDelete(stack, key);
+      say(`${stack.store} round ${i + 1}: upload, raw write  ${m.sample.mbps} MB/s`);
+    };
+    for (const step of i % 2 === 0 ? [full, raw] : [raw, full]) await step();
+
+    const s = sent[i];
+    const v = await measure(stack, i, s.objectSize, () =>
+      submitAndVerify(stack, s).then((x) => ({ ...x, seconds: x.jobSeconds ?? x.pollSeconds })),
+    );
+    r.verify.job.push({ ...v.sample, pollSeconds: round3(v.value.pollSeconds), exact: v.value.jobSeconds !== undefined });
+    say(`${stack.store} round ${i + 1}: verify job  ${v.sample.mbps} MB/s${v.value.jobSeconds === undefined ? ' (from the status poll)' : ''}`);
+
+    const [fileId] = await fileIdsOf(stack, s.delivery.deliveryId);
+    const dl = async () => {
+      const m = await measure(stack, i, file.size, () => download(stack, fileId));
+      if (m.value.bytes !== file.size) throw new Error(`download gave ${m.value.bytes} of ${file.size} bytes`);
+      r.download.decrypting.push(m.sample);
+      say(`${stack.store} round ${i + 1}: download, decrypting  ${m.sample.mbps} MB/s`);
+    };
+    const get = async () => {
+      const m = await measure(stack, i, s.objectSize, () => rawRead(stack, s.uploadId));
+      if (m.value.bytes !== s.objectSize) throw new Error(`raw GET gave ${m.value.bytes} of ${s.objectSize} bytes`);
+      r.download.rawGet.push(m.sample);
+      say(`${stack.store} round ${i + 1}: download, raw GET  ${m.sample.mbps} MB/s`);
+    };
+    for (const step of i % 2 === 0 ? [dl, get] : [get, dl]) await step();
+  }
+  return { results: r, sent };
+}
+
+/** With the app stopped: the verify pass in this process (same decoder, same store) against raw GETs, alternating. */
+async function verifyWithoutApp(stack: Stack, r: StoreResults, sent: Sent[]): Promise<void> {
+  const keys = await privateKeysOf(stack);
+  for (const [i, s] of sent.entries()) {
+    const inProcess = async () => {
+      const m = await measure(undefined, i, s.objectSize, () => verifyInProcess(stack, s.uploadId, s.objectSize, keys));
+      if (m.value.result.sha256.toString('hex') !== s.file.sha256) throw new Error('in-process verification: SHA-256 mismatch');
+      r.verify.inProcess.push(m.sample);
+      say(`${stack.store} round ${i + 1}: verify in-process  ${m.sample.mbps} MB/s`);
+    };
+    const get = async () => {
+      const m = await measure(undefined, i, s.objectSize, () => rawRead(stack, s.uploadId));
+      r.verify.rawGetAfter.push(m.sample);
+      say(`${stack.store} round ${i + 1}: raw GET (app stopped)  ${m.sample.mbps} MB/s`);
+    };
+    for (const step of i % 2 === 0 ? [inProcess, get] : [get, inProcess]) await step();
+  }
+}
+
+async function phase<T>(
+  stack: Stack,
+  label: string,
+  bytes: number,
+  run: MemoryRun,
+  fn: () => Promise<T>,
+): Promise<T> {
+  const cpu = countCpu(stack.pid);
+  const mem = watchMemory(stack.pid, label);
+  const t0 = performance.now();
+  const value = await fn();
+  const seconds = (performance.now() - t0) / 1000;
+  const p = mem.end();
+  run.phases.push({ ...p, seconds: round3(seconds), bytes, mbps: round(mbps(bytes, seconds)), cpu: roundCpu(cpu.end()) });
+  say(`${stack.store} ${run.what}: ${label}  peak RSS ${(p.peakRss / MiB).toFixed(0)} MiB, ${round(mbps(bytes, seconds))} MB/s`);
+  return value;
+}
+
+/** One big file: upload, verify, download on a freshly restarted app; the server's peak RSS per phase. */
+async function bigFile(stack: Stack, smtp: MailCatcher, file: TestFile): Promise<void> {
+  await restartStack(stack, smtp);
+  await new Promise((r) => setTimeout(r, 2000));
+  const run: MemoryRun = { store: stack.store, what: `one ${formatSize(file.size)} file`, idleRss: memoryOf(stack.pid)!.rss, phases: [] };
+  results.memory.push(run);
+  const s = await phase(stack, 'upload', file.size, run, () => sendFile(stack, file, opts.chunkSize));
+  await phase(stack, 'verify', s.objectSize, run, () => submitAndVerify(stack, s));
+  const [fileId] = await fileIdsOf(stack, s.delivery.deliveryId);
+  await phase(stack, 'download', file.size, run, async () => {
+    const d = await download(stack, fileId);
+    if (d.bytes !== file.size) throw new Error(`download gave ${d.bytes} of ${file.size} bytes`);
+  });
+  await rawDelete(stack, s.uploadId);
+}
+
+/** `n` senders at once, each one file; then their verifications and `n` handlers downloading at once. */
+async function parallelUploads(stack: Stack, smtp: MailCatcher, file: TestFile, n: number): Promise<void> {
+  await restartStack(stack, smtp);
+  await new Promise((r) => setTimeout(r, 2000));
+  const run: MemoryRun = { store: stack.store, what: `${n} parallel ${formatSize(file.size)} uploads`, idleRss: memoryOf(stack.pid)!.rss, phases: [] };
+  results.memory.push(run);
+  const sent = await phase(stack, `${n} uploads at once`, n * file.size, run, () =>
+    Promise.all(Array.from({ length: n }, () => sendFile(stack, file, opts.chunkSize))),
+  );
+  await phase(stack, `${n} verifications`, sent.reduce((a, s) => a + s.objectSize, 0), run, () =>
+    Promise.all(sent.map((s) => submitAndVerify(stack, s))),
+  );
+  const ids = await Promise.all(sent.map(async (s) => (await fileIdsOf(stack, s.delivery.deliveryId))[0]));
+  await phase(stack, `${n} downloads at once`, n * file.size, run, () => Promise.all(ids.map((id) => download(stack, id))));
+  for (const s of sent) await rawDelete(stack, s.uploadId);
+}
+
+async function browserSection(stack: Stack, browserFile: TestFile, resumeFile: TestFile, nodeUpload: number | undefined): Promise<void> {
+  let browser: Browser | undefined;
+  try {
+    browser = await launchChromium();
+    const b: Record<string, unknown> = { store: stack.store, size: browserFile.size, chromium: browser.version() };
+    results.browser = b;
+    say(`browser: encoder alone in a Web Worker over ${formatSize(browserFile.size)}`);
+    const enc = await encoderInWorker(browser, browserFile, opts.chunkSize, opts.browserRounds);
+    b.encoder = {
+      ...enc,
+      readMBps: round(mbps(enc.fileSize, median(enc.readSeconds))),
+      encryptMBps: round(mbps(enc.totalLength, median(enc.encryptSeconds))),
+      encodeMBps: round(mbps(enc.totalLength, median(enc.encodeSeconds))),
+      sha256MBps: round(mbps(enc.fileSize, enc.sha256Seconds)),
+    };
+    say(`browser: encoder ${JSON.stringify(b.encoder)}`);
+    say(`browser: the filedrop page sending ${formatSize(browserFile.size)}`);
+    const cpu = countCpu(stack.pid);
+    const up = await pageUpload(browser, stack, browserFile, 3_600_000);
+    b.page = { ...up, mbps: round(mbps(browserFile.size, up.seconds)), cpu: roundCpu(cpu.end()), nodeUploadMBps: nodeUpload };
+    say(`browser: page upload ${round(mbps(browserFile.size, up.seconds))} MB/s`);
+    say(`browser: resume after a reload, ${formatSize(resumeFile.size)}`);
+    const rc = await resumeCost(browser, stack, resumeFile, { uplinkBytesPerSecond: Math.max(2 * MiB, resumeFile.size / 10), reloadAt: 40 });
+    b.resume = rc;
+    say(`browser: resume ${JSON.stringify(rc)}`);
+  } catch (err) {
+    const message = `browser: ${(err as Error).stack ?? err}`;
+    results.errors.push(message);
+    say(message);
+  } finally {
+    await browser?.close();
+  }
+}
+
+// ---- the report ----
+
+function rows(): Row[] {
+  const out: Row[] = [];
+  const med = (s: OpSample[]) => median(s.map((x) => x.mbps));
+  for (const r of results.stores) {
+    const size = formatSize(r.size);
+    const n = r.upload.full.length;
+    if (!n) continue;
+    const up = med(r.upload.full) / med(r.upload.raw);
+    out.push({ section: 'Upload', store: r.store, what: `${size}: encoder + tus-js-client → app`, value: med(r.upload.full), unit: 'MB/s', n });
+    out.push({ section: 'Upload', store: r.store, what: `${size}: lib-storage straight to the store`, value: med(r.upload.raw), unit: 'MB/s', n, ratio: up, target: 0.9 });
+    const get = med(r.download.rawGet);
+    out.push({ section: 'Download', store: r.store, what: `${size}: GET /api/files (decrypting)`, value: med(r.download.decrypting), unit: 'MB/s', n });
+    out.push({ section: 'Download', store: r.store, what: `${size}: raw GET of the object`, value: get, unit: 'MB/s', n, ratio: med(r.download.decrypting) / get, target: 0.9 });
+    const exact = r.verify.job.every((j) => j.exact);
+    out.push({
+      section: 'Verify',
+      store: r.store,
+      what: `${size}: verify job in the app${exact ? '' : ' (status poll, incl. ≤1 s pickup)'}`,
+      value: med(r.verify.job),
+      unit: 'MB/s',
+      n,
+      ratio: med(r.verify.job) / get,
+      target: 0.9,
+      note: 'vs the raw GET above',
+    });
+    if (r.verify.inProcess.length) {
+      const getAfter = med(r.verify.rawGetAfter);
+      out.push({ section: 'Verify', store: r.store, what: `${size}: verifyStoredObject in-process, app stopped`, value: med(r.verify.inProcess), unit: 'MB/s', n });
+      out.push({ section: 'Verify', store: r.store, what: `${size}: raw GET, app stopped`, value: getAfter, unit: 'MB/s', n, ratio: med(r.verify.inProcess) / getAfter, target: 0.9 });
+    }
+  }
+  for (const m of results.memory) {
+    const limit = m.what.includes('parallel') ? 512 : 256;
+    out.push({ section: 'Memory', store: m.store, what: `${m.what}: idle before`, value: m.idleRss / MiB, unit: 'MiB RSS' });
+    for (const p of m.phases) {
+      const judged = m.what.includes('parallel') ? p.label.includes('uploads') : p.label === 'upload' || p.label === 'download';
+      out.push({
+        section: 'Memory',
+        store: m.store,
+        what: `${m.what}: ${p.label} (${p.mbps} MB/s)`,
+        value: p.peakRss / MiB,
+        unit: 'MiB peak RSS',
+        limit: judged ? limit : undefined,
+      });
+    }
+  }
+  for (const bl of results.baseline) out.push({ section: 'Memory', store: 'local', what: `idle app, ${bl.config}`, value: bl.rss / MiB, unit: 'MiB RSS' });
+  const b = results.browser as
+    | { store: StoreKind; size: number; encoder?: Record<string, number>; page?: { mbps: number; nodeUploadMBps?: number }; resume?: { resentBytes: number; serverOffset: number; firstOffsetAfter: number } }
+    | undefined;
+  if (b?.encoder) {
+    const size = formatSize(b.size);
+    out.push({ section: 'Browser', store: '-', what: `${size}: file read in a worker (File.slice)`, value: b.encoder.readMBps, unit: 'MB/s' });
+    out.push({ section: 'Browser', store: '-', what: `${size}: AES-GCM alone in a worker (WebCrypto)`, value: b.encoder.encryptMBps, unit: 'MB/s' });
+    out.push({ section: 'Browser', store: '-', what: `${size}: encoder in a worker (read + encrypt)`, value: b.encoder.encodeMBps, unit: 'MB/s' });
+    out.push({ section: 'Browser', store: '-', what: `${size}: SHA-256 in a worker (hash-wasm)`, value: b.encoder.sha256MBps, unit: 'MB/s' });
+  }
+  if (b?.page) {
+    out.push({
+      section: 'Browser',
+      store: b.store,
+      what: `${formatSize(b.size)}: filedrop page upload`,
+      value: b.page.mbps,
+      unit: 'MB/s',
+      ratio: b.encoder ? b.page.mbps / b.encoder.encodeMBps : undefined,
+      note: `÷ encoder${b.page.nodeUploadMBps ? `; Node full path ${round(b.page.nodeUploadMBps)} MB/s` : ''}`,
+    });
+  }
+  if (b?.resume) {
+    out.push({
+      section: 'Browser',
+      store: b.store,
+      what: `resume after reload: bytes re-sent beyond the server offset`,
+      value: b.resume.resentBytes / MiB,
+      unit: 'MiB',
+      limit: 4,
+      note: `offset ${b.resume.serverOffset}, first PATCH at ${b.resume.firstOffsetAfter}`,
+    });
+  }
+  return out;
+}
+
+// ---- main ----
+
+async function main(): Promise<void> {
+  results.machine = machineInfo();
+  const loadTimer = setInterval(() => results.load.push({ at: new Date().toISOString(), load1: round(loadAverage(), 2) }), 10_000);
+  results.load.push({ at: new Date().toISOString(), load1: round(loadAverage(), 2) });
+  const pgAdmin = await postgresAdminUrl();
+  const db: DbKind = (flags.db as DbKind | undefined) ?? (pgAdmin ? 'postgres' : 'pglite');
+  results.options.db = db;
+  const needCeph = [...opts.stores, ...(opts.skipBig ? [] : [opts.bigStore])].includes('ceph');
+  const s3: S3Settings | undefined = needCeph ? await s3Settings() : undefined;
+  say(`bench: ${JSON.stringify({ ...opts, db })}`);
+  say(`machine: ${JSON.stringify(results.machine)}; load ${loadAverage().toFixed(2)}`);
+
+  const dir = fs.mkdtempSync(path.join(flags['tmp-dir']!, 'inkast-bench-'));
+  const smtp = await startMailCatcher();
+  const files: TestFile[] = [];
+  const testFile = async (name: string, size: number) => {
+    const existing = files.find((f) => f.size === size);
+    if (existing) return existing;
+    say(`generating ${name}: ${formatSize(size)} of random bytes`);
+    const f = await makeTestFile(dir, name, size);
+    files.push(f);
+    return f;
+  };
+  try {
+    if (!opts.skipBaseline) await baseline(smtp, pgAdmin);
+    const stores = [...new Set([...opts.stores, ...(opts.skipBig ? [] : [opts.bigStore])])];
+    for (const store of stores) {
+      const stack = await startStack({ store, db, smtp, s3Settings: s3, postgresAdminUrl: pgAdmin });
+      say(`${store}: app on ${stack.app.url}, pid ${stack.pid}, ${db}${stack.bucket ? `, bucket ${stack.bucket}` : ''}`);
+      let storeResults: StoreResults | undefined;
+      let sent: Sent[] = [];
+      try {
+        if (opts.stores.includes(store) && !opts.skipTransfer) {
+          const t = await transfer(stack, await testFile('bench-main.bin', opts.size));
+          storeResults = t.results;
+          sent = t.sent;
+          results.stores.push(storeResults);
+        }
+        if (opts.stores.includes(store) && !opts.skipBrowser && opts.browserStore === store) {
+          const nodeUp = storeResults && opts.browserSize === opts.size ? median(storeResults.upload.full.map((x) => x.mbps)) : undefined;
+          await browserSection(stack, await testFile('bench-browser.bin', opts.browserSize), await testFile('bench-resume.bin', opts.resumeSize), nodeUp);
+        }
+        if (!opts.skipParallel && opts.parallelStores.includes(store) && opts.stores.includes(store)) {
+          await parallelUploads(stack, smtp, await testFile('bench-parallel.bin', opts.parallelSize), opts.parallel);
+        }
+        if (!opts.skipBig && opts.bigStore === store) {
+          const big = await testFile('bench-big.bin', opts.bigSize);
+          await bigFile(stack, smtp, big);
+          fs.rmSync(big.path, { force: true });
+          files.splice(files.indexOf(big), 1);
+        }
+        await stack.app.stop();
+        if (storeResults && sent.length) await verifyWithoutApp(stack, storeResults, sent);
+      } catch (err) {
+        const message = `${store}: ${(err as Error).stack ?? err}`;
+        results.errors.push(message);
+        say(message);
+      } finally {
+        await destroyStack(stack, { keep: flags.keep, postgresAdminUrl: pgAdmin });
+      }
+    }
+  } finally {
+    clearInterval(loadTimer);
+    await smtp.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+
+  results.finishedAt = new Date().toISOString();
+  const table = rows();
+  const loads = results.load.map((l) => l.load1);
+  const header =
+    `Inkast bench ${results.startedAt} → ${results.finishedAt} on ${results.machine.cpu} × ${results.machine.cores}, ` +
+    `${results.machine.memoryGiB} GiB, ${results.options.db}; load avg median ${round(median(loads), 1)} (max ${round(Math.max(...loads), 1)})` +
+    (opts.note ? `; ${opts.note}` : '');
+  process.stdout.write(`\n${header}\n\n${renderTable(table)}\n`);
+  if (results.errors.length) process.stdout.write(`\nErrors:\n${results.errors.join('\n')}\n`);
+  fs.mkdirSync(flags.out!, { recursive: true });
+  const stamp = results.startedAt.replace(/[:.]/g, '-');
+  const json = path.join(flags.out!, `${stamp}.json`);
+  fs.writeFileSync(json, JSON.stringify({ ...results, table }, null, 2));
+  fs.writeFileSync(path.join(flags.out!, `${stamp}.md`), `${header}\n\n${renderMarkdown(table)}\n`);
+  process.stdout.write(`\nResults: ${path.relative(process.cwd(), json)}\n`);
+  if (results.errors.length) process.exitCode = 1;
+}
+
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    say(`${signal}: killing the app servers this run started`);
+    killRunningApps();
+    process.exit(130);
+  });
+}
+
+await main();
