@@ -1,4 +1,5 @@
 import type { NextConfig } from 'next';
+import { staticHeaderRules } from './lib/security/headers';
 
 const nextConfig: NextConfig = {
   reactStrictMode: true,
@@ -6,6 +7,8 @@ const nextConfig: NextConfig = {
   // A separate build directory per checkout or engineer, so parallel builds do not collide.
   distDir: process.env.INKAST_NEXT_DIST_DIR || '.next',
   // pg, pino and the tus stores are plain Node libraries; bundling them gains nothing.
+  // tus answers do not pass proxy.ts (it must never match the upload path): their headers come from here.
+  headers: async () => staticHeaderRules((process.env.INKAST_PUBLIC_URL ?? '').startsWith('https://')),
   serverExternalPackages: ['pg', 'pino', '@tus/server', '@tus/s3-store', '@tus/file-store', 'nodemailer'],
 };
 

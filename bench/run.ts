@@ -11,6 +11,7 @@
  *   export INKAST_NEXT_DIST_DIR=.next-bench; npx next build; git checkout tsconfig.json
  */
 import { execFileSync } from 'node:child_process';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -19,10 +20,12 @@ import type { Browser } from 'playwright-core';
 import { launchChromium } from '../e2e/chromium';
 import { startMailCatcher, type MailCatcher } from '@/lib/testing/sign-in';
 import { postgresAdminUrl, s3Settings, type S3Settings } from '@/lib/testing/targets';
-import { encoderInWorker, pageUpload, resumeCost } from './lib/browser';
+import { encoderInWorker, pageUpload, resumeCost, type ResumeCost } from './lib/browser';
+import { startCountingProxy } from './lib/proxy';
 import { countCpu, loadAverage, memoryOf, watchMemory, type CpuUse, type MemoryPhase } from './lib/proc';
 import { renderMarkdown, renderTable, type Row } from './lib/report';
 import {
+  bareDelete,
   destroyStack,
   download,
   killRunningApps,
@@ -33,7 +36,9 @@ import {
   rawRead,
   rawWrite,
   restartStack,
+  sendBare,
   sendFile,
+  startBareTus,
   startStack,
   submitAndVerify,
   type DbKind,
@@ -43,7 +48,7 @@ import {
   type TestFile,
   verifyInProcess,
 } from './lib/stack';
-import { formatSize, mbps, median, MiB, parseSize, round, say } from './lib/util';
+import { formatSize, GiB, mbps, median, MiB, parseSize, round, say } from './lib/util';
 
 const root = path.resolve(import.meta.dirname, '..');
 
@@ -69,9 +74,11 @@ const { values: flags } = parseArgs({
     'browser-store': { type: 'string' },
     'browser-rounds': { type: 'string', default: '2' },
     'resume-size': { type: 'string', default: '128MiB' },
+    'resume-at': { type: 'string', default: '25,45,65' },
     'skip-browser': { type: 'boolean', default: false },
     'skip-transfer': { type: 'boolean', default: false },
     'skip-baseline': { type: 'boolean', default: false },
+    'skip-bare': { type: 'boolean', default: false },
     'tmp-dir': { type: 'string', default: os.tmpdir() },
     out: { type: 'string', default: path.join(root, 'bench', 'results') },
     note: { type: 'string', default: '' },
@@ -112,9 +119,11 @@ const opts = {
   browserStore: storeList(flags['browser-store'] ?? flags.stores)[0],
   browserRounds: Number(flags['browser-rounds']),
   resumeSize: parseSize(flags['resume-size']!),
+  resumeAt: list(flags['resume-at']).map(Number),
   skipBrowser: flags['skip-browser']!,
   skipTransfer: flags['skip-transfer']!,
   skipBaseline: flags['skip-baseline']!,
+  skipBare: flags['skip-bare']!,
   note: flags.note!,
 };
 
@@ -136,6 +145,8 @@ interface StoreResults {
   upload: { full: OpSample[]; raw: OpSample[] };
   verify: { job: (OpSample & { pollSeconds: number; exact: boolean })[]; inProcess: OpSample[]; rawGetAfter: OpSample[] };
   download: { decrypting: OpSample[]; rawGet: OpSample[] };
+  /** Upload through the app vs through a bare @tus/server process (same client, store, file). */
+  bare?: { app: OpSample[]; bare: OpSample[] };
 }
 
 interface MemoryRun {
@@ -155,6 +166,7 @@ const results: {
   stores: StoreResults[];
   memory: MemoryRun[];
   browser?: Record<string, unknown>;
+  floor?: Record<string, number>;
   errors: string[];
 } = {
   startedAt: new Date().toISOString(),
@@ -194,13 +206,13 @@ function machineInfo(): Record<string, unknown> {
 // ---- measuring one operation ----
 
 async function measure<T extends { seconds: number }>(
-  stack: Stack | undefined,
+  serverPid: number | undefined,
   roundNo: number,
   bytes: number,
   fn: () => Promise<T>,
 ): Promise<{ sample: OpSample; value: T }> {
-  const cpu = countCpu(stack?.pid);
-  const mem = stack ? watchMemory(stack.pid, 'op') : undefined;
+  const cpu = countCpu(serverPid);
+  const mem = serverPid ? watchMemory(serverPid, 'op') : undefined;
   const value = await fn();
   const phase = mem?.end();
   return {
@@ -215,6 +227,55 @@ function roundCpu(c: CpuUse): CpuUse {
 }
 
 // ---- sections ----
+
+/**
+ * What the cryptography alone costs on this machine, in CPU seconds per GiB, one thread, data in
+ * memory: the floor under every encrypting or decrypting path, whatever the code around it does.
+ */
+async function cryptoFloor(): Promise<Record<string, number>> {
+  const chunk = crypto.randomBytes(4 * MiB);
+  const key = crypto.randomBytes(32);
+  const total = 256 * MiB;
+  const time = async (fn: () => Promise<void> | void) => {
+    const c0 = process.cpuUsage();
+    await fn();
+    const c = process.cpuUsage(c0);
+    return round(((c.user + c.system) / 1e6) * (GiB / total), 2);
+  };
+  const floor = {
+    // lib/crypto/decoder: node:crypto aes-256-gcm over 4 MiB chunks, tag checked
+    gcmDecryptNode: await time(() => {
+      const iv = crypto.randomBytes(12);
+      const e = crypto.createCipheriv('aes-256-gcm', key, iv);
+      const ct = e.update(chunk);
+      e.final();
+      const tag = e.getAuthTag();
+      for (let n = 0; n < total; n += chunk.length) {
+        const d = crypto.createDecipheriv('aes-256-gcm', key, iv);
+        d.setAuthTag(tag);
+        d.update(ct);
+        d.final();
+      }
+    }),
+    // lib/crypto/encoder in Node: WebCrypto AES-GCM over 4 MiB chunks
+    gcmEncryptWebCrypto: await time(async () => {
+      const k = await crypto.subtle.importKey('raw', key, 'AES-GCM', false, ['encrypt']);
+      for (let n = 0; n < total; n += chunk.length) await crypto.subtle.encrypt({ name: 'AES-GCM', iv: crypto.randomBytes(12) }, k, chunk);
+    }),
+    // the verify pass hashes every plaintext byte
+    sha256: await time(() => {
+      const h = crypto.createHash('sha256');
+      for (let n = 0; n < total; n += chunk.length) h.update(chunk);
+      h.digest();
+    }),
+    // one copy of every byte (Buffer.from), for scale
+    memcpy: await time(() => {
+      for (let n = 0; n < total; n += chunk.length) Buffer.from(chunk);
+    }),
+  };
+  say(`crypto floor, CPU s/GiB: ${JSON.stringify(floor)}`);
+  return floor;
+}
 
 /** Idle RSS of the app server: PGlite on first start and after a restart, PostgreSQL (no uploads yet). */
 async function baseline(smtp: MailCatcher, pgAdmin: string | undefined): Promise<void> {
@@ -249,14 +310,14 @@ async function transfer(stack: Stack, file: TestFile): Promise<{ results: StoreR
   const sent: Sent[] = [];
   for (let i = 0; i < opts.rounds; i++) {
     const full = async () => {
-      const m = await measure(stack, i, file.size, () => sendFile(stack, file, opts.chunkSize));
+      const m = await measure(stack.pid, i, file.size, () => sendFile(stack, file, opts.chunkSize));
       r.upload.full.push(m.sample);
       sent.push(m.value);
       say(`${stack.store} round ${i + 1}: upload, full path  ${m.sample.mbps} MB/s`);
     };
     const raw = async () => {
       const key = `bench-raw-${i}`;
-      const m = await measure(stack, i, file.size, () => rawWrite(stack, file, key, { partSize: opts.rawPartSize, queueSize: opts.rawQueue }));
+      const m = await measure(stack.pid, i, file.size, () => rawWrite(stack, file, key, { partSize: opts.rawPartSize, queueSize: opts.rawQueue }));
       r.upload.raw.push(m.sample);
       await rawDelete(stack, key);
       say(`${stack.store} round ${i + 1}: upload, raw write  ${m.sample.mbps} MB/s`);
@@ -264,7 +325,7 @@ async function transfer(stack: Stack, file: TestFile): Promise<{ results: StoreR
     for (const step of i % 2 === 0 ? [full, raw] : [raw, full]) await step();
 
     const s = sent[i];
-    const v = await measure(stack, i, s.objectSize, () =>
+    const v = await measure(stack.pid, i, s.objectSize, () =>
       submitAndVerify(stack, s).then((x) => ({ ...x, seconds: x.jobSeconds ?? x.pollSeconds })),
     );
     r.verify.job.push({ ...v.sample, pollSeconds: round3(v.value.pollSeconds), exact: v.value.jobSeconds !== undefined });
@@ -272,13 +333,13 @@ async function transfer(stack: Stack, file: TestFile): Promise<{ results: StoreR
 
     const [fileId] = await fileIdsOf(stack, s.delivery.deliveryId);
     const dl = async () => {
-      const m = await measure(stack, i, file.size, () => download(stack, fileId));
+      const m = await measure(stack.pid, i, file.size, () => download(stack, fileId));
       if (m.value.bytes !== file.size) throw new Error(`download gave ${m.value.bytes} of ${file.size} bytes`);
       r.download.decrypting.push(m.sample);
       say(`${stack.store} round ${i + 1}: download, decrypting  ${m.sample.mbps} MB/s`);
     };
     const get = async () => {
-      const m = await measure(stack, i, s.objectSize, () => rawRead(stack, s.uploadId));
+      const m = await measure(stack.pid, i, s.objectSize, () => rawRead(stack, s.uploadId));
       if (m.value.bytes !== s.objectSize) throw new Error(`raw GET gave ${m.value.bytes} of ${s.objectSize} bytes`);
       r.download.rawGet.push(m.sample);
       say(`${stack.store} round ${i + 1}: download, raw GET  ${m.sample.mbps} MB/s`);
@@ -286,6 +347,31 @@ async function transfer(stack: Stack, file: TestFile): Promise<{ results: StoreR
     for (const step of i % 2 === 0 ? [dl, get] : [get, dl]) await step();
   }
   return { results: r, sent };
+}
+
+/** The same client and file against the app and against a bare @tus/server process on the same store, alternating. */
+async function bareTusSection(stack: Stack, file: TestFile, r: StoreResults): Promise<void> {
+  const bare = await startBareTus(stack);
+  r.bare = { app: [], bare: [] };
+  try {
+    for (let i = 0; i < opts.rounds; i++) {
+      const viaApp = async () => {
+        const m = await measure(stack.pid, i, file.size, () => sendFile(stack, file, opts.chunkSize));
+        r.bare!.app.push(m.sample);
+        await rawDelete(stack, m.value.uploadId);
+        say(`${stack.store} round ${i + 1}: upload via the app  ${m.sample.mbps} MB/s`);
+      };
+      const viaBare = async () => {
+        const m = await measure(bare.pid, i, file.size, () => sendBare(bare, file, opts.chunkSize));
+        r.bare!.bare.push(m.sample);
+        await bareDelete(stack, m.value.uploadId);
+        say(`${stack.store} round ${i + 1}: upload via bare tus  ${m.sample.mbps} MB/s`);
+      };
+      for (const step of i % 2 === 0 ? [viaBare, viaApp] : [viaApp, viaBare]) await step();
+    }
+  } finally {
+    await bare.stop();
+  }
 }
 
 /** With the app stopped: the verify pass in this process (same decoder, same store) against raw GETs, alternating. */
@@ -358,7 +444,7 @@ async function parallelUploads(stack: Stack, smtp: MailCatcher, file: TestFile, 
   for (const s of sent) await rawDelete(stack, s.uploadId);
 }
 
-async function browserSection(stack: Stack, browserFile: TestFile, resumeFile: TestFile, nodeUpload: number | undefined): Promise<void> {
+async function browserSection(stack: Stack, smtp: MailCatcher, browserFile: TestFile, resumeFile: TestFile, nodeUpload: number | undefined): Promise<void> {
   let browser: Browser | undefined;
   try {
     browser = await launchChromium();
@@ -379,10 +465,25 @@ async function browserSection(stack: Stack, browserFile: TestFile, resumeFile: T
     const up = await pageUpload(browser, stack, browserFile, 3_600_000);
     b.page = { ...up, mbps: round(mbps(browserFile.size, up.seconds)), cpu: roundCpu(cpu.end()), nodeUploadMBps: nodeUpload };
     say(`browser: page upload ${round(mbps(browserFile.size, up.seconds))} MB/s`);
-    say(`browser: resume after a reload, ${formatSize(resumeFile.size)}`);
-    const rc = await resumeCost(browser, stack, resumeFile, { uplinkBytesPerSecond: Math.max(2 * MiB, resumeFile.size / 10), reloadAt: 40 });
-    b.resume = rc;
-    say(`browser: resume ${JSON.stringify(rc)}`);
+    // Through a counting proxy, which the app must take for its public origin (origin checks).
+    const proxy = await startCountingProxy();
+    try {
+      await restartStack(stack, smtp, { INKAST_PUBLIC_URL: proxy.url }, (app) => (proxy.target = app.port));
+      const resume: ResumeCost[] = [];
+      b.resume = resume;
+      for (const reloadAt of opts.resumeAt) {
+        say(`browser: resume after a reload at ${reloadAt} %, ${formatSize(resumeFile.size)}`);
+        const rc = await resumeCost(browser, proxy.url, stack.app.slug, resumeFile, {
+          uplinkBytesPerSecond: Math.max(2 * MiB, resumeFile.size / 12),
+          reloadAt,
+          wireBytes: proxy.bytesUp,
+        });
+        resume.push(rc);
+        say(`browser: resume ${JSON.stringify(rc)}`);
+      }
+    } finally {
+      await proxy.close();
+    }
   } catch (err) {
     const message = `browser: ${(err as Error).stack ?? err}`;
     results.errors.push(message);
@@ -394,6 +495,21 @@ async function browserSection(stack: Stack, browserFile: TestFile, resumeFile: T
 
 // ---- the report ----
 
+/** CPU seconds per GiB that this work cost the parties of the stack (not the rest of the machine). */
+function cpuPerGiB(s: OpSample): number {
+  return (s.cpu.bench + s.cpu.server + s.cpu.rgw + s.cpu.osd) / (s.bytes / GiB);
+}
+
+/**
+ * Where the machine is CPU-bound (2 shared cores), throughput is inversely proportional to the
+ * CPU seconds per GiB of the stack's parties: then path ÷ raw cannot exceed cpu(raw) ÷ cpu(path).
+ */
+function cpuNote(path: OpSample[], raw: OpSample[]): string {
+  const p = median(path.map(cpuPerGiB));
+  const r = median(raw.map(cpuPerGiB));
+  return `CPU ${p.toFixed(1)} vs ${r.toFixed(1)} s/GiB → CPU-bound ceiling ${(r / p).toFixed(2)}×`;
+}
+
 function rows(): Row[] {
   const out: Row[] = [];
   const med = (s: OpSample[]) => median(s.map((x) => x.mbps));
@@ -403,10 +519,26 @@ function rows(): Row[] {
     if (!n) continue;
     const up = med(r.upload.full) / med(r.upload.raw);
     out.push({ section: 'Upload', store: r.store, what: `${size}: encoder + tus-js-client → app`, value: med(r.upload.full), unit: 'MB/s', n });
-    out.push({ section: 'Upload', store: r.store, what: `${size}: lib-storage straight to the store`, value: med(r.upload.raw), unit: 'MB/s', n, ratio: up, target: 0.9 });
+    out.push({ section: 'Upload', store: r.store, what: `${size}: lib-storage straight to the store`, value: med(r.upload.raw), unit: 'MB/s', n, ratio: up, target: 0.9, note: cpuNote(r.upload.full, r.upload.raw) });
     const get = med(r.download.rawGet);
     out.push({ section: 'Download', store: r.store, what: `${size}: GET /api/files (decrypting)`, value: med(r.download.decrypting), unit: 'MB/s', n });
-    out.push({ section: 'Download', store: r.store, what: `${size}: raw GET of the object`, value: get, unit: 'MB/s', n, ratio: med(r.download.decrypting) / get, target: 0.9 });
+    out.push({ section: 'Download', store: r.store, what: `${size}: raw GET of the object`, value: get, unit: 'MB/s', n, ratio: med(r.download.decrypting) / get, target: 0.9, note: cpuNote(r.download.decrypting, r.download.rawGet) });
+    if (r.bare?.app.length) {
+      const viaApp = med(r.bare.app);
+      const viaBare = med(r.bare.bare);
+      const cpu = (x: OpSample[]) => median(x.map((o) => o.cpu.server / (o.bytes / GiB))).toFixed(1);
+      out.push({ section: 'Upload', store: r.store, what: `${size}: same client → tus inside next start`, value: viaApp, unit: 'MB/s', n: r.bare.app.length });
+      out.push({
+        section: 'Upload',
+        store: r.store,
+        what: `${size}: same client → bare @tus/server process`,
+        value: viaBare,
+        unit: 'MB/s',
+        n: r.bare.bare.length,
+        ratio: viaApp / viaBare,
+        note: `app ÷ bare; server CPU ${cpu(r.bare.app)} vs ${cpu(r.bare.bare)} s/GiB`,
+      });
+    }
     const exact = r.verify.job.every((j) => j.exact);
     out.push({
       section: 'Verify',
@@ -417,14 +549,15 @@ function rows(): Row[] {
       n,
       ratio: med(r.verify.job) / get,
       target: 0.9,
-      note: 'vs the raw GET above',
+      note: `vs the raw GET above; ${cpuNote(r.verify.job, r.download.rawGet)}`,
     });
     if (r.verify.inProcess.length) {
       const getAfter = med(r.verify.rawGetAfter);
       out.push({ section: 'Verify', store: r.store, what: `${size}: verifyStoredObject in-process, app stopped`, value: med(r.verify.inProcess), unit: 'MB/s', n });
-      out.push({ section: 'Verify', store: r.store, what: `${size}: raw GET, app stopped`, value: getAfter, unit: 'MB/s', n, ratio: med(r.verify.inProcess) / getAfter, target: 0.9 });
+      out.push({ section: 'Verify', store: r.store, what: `${size}: raw GET, app stopped`, value: getAfter, unit: 'MB/s', n, ratio: med(r.verify.inProcess) / getAfter, target: 0.9, note: cpuNote(r.verify.inProcess, r.verify.rawGetAfter) });
     }
   }
+  for (const bl of results.baseline) out.push({ section: 'Memory', store: 'local', what: `idle app, ${bl.config}`, value: bl.rss / MiB, unit: 'MiB RSS' });
   for (const m of results.memory) {
     const limit = m.what.includes('parallel') ? 512 : 256;
     out.push({ section: 'Memory', store: m.store, what: `${m.what}: idle before`, value: m.idleRss / MiB, unit: 'MiB RSS' });
@@ -440,9 +573,8 @@ function rows(): Row[] {
       });
     }
   }
-  for (const bl of results.baseline) out.push({ section: 'Memory', store: 'local', what: `idle app, ${bl.config}`, value: bl.rss / MiB, unit: 'MiB RSS' });
   const b = results.browser as
-    | { store: StoreKind; size: number; encoder?: Record<string, number>; page?: { mbps: number; nodeUploadMBps?: number }; resume?: { resentBytes: number; serverOffset: number; firstOffsetAfter: number } }
+    | { store: StoreKind; size: number; encoder?: Record<string, number>; page?: { mbps: number; nodeUploadMBps?: number }; resume?: ResumeCost[] }
     | undefined;
   if (b?.encoder) {
     const size = formatSize(b.size);
@@ -462,15 +594,28 @@ function rows(): Row[] {
       note: `÷ encoder${b.page.nodeUploadMBps ? `; Node full path ${round(b.page.nodeUploadMBps)} MB/s` : ''}`,
     });
   }
-  if (b?.resume) {
+  for (const rc of b?.resume ?? []) {
     out.push({
       section: 'Browser',
-      store: b.store,
-      what: `resume after reload: bytes re-sent beyond the server offset`,
-      value: b.resume.resentBytes / MiB,
+      store: b!.store,
+      what: `resume, reload at ${rc.reloadedAtPercent} %: bytes on the wire beyond the object`,
+      value: rc.wireOverhead / MiB,
       unit: 'MiB',
       limit: 4,
-      note: `offset ${b.resume.serverOffset}, first PATCH at ${b.resume.firstOffsetAfter}`,
+      note:
+        `${rc.requests} requests' headers included; confirmed then lost ${(rc.lostAcked / MiB).toFixed(2)} MiB; ` +
+        `re-sent past the server offset ${(rc.resentAfterReload / MiB).toFixed(2)} MiB`,
+    });
+  }
+  if (results.floor) {
+    const f = results.floor;
+    out.push({
+      section: 'Floor',
+      store: '-',
+      what: 'CPU s/GiB, one thread, in memory: AES-GCM decrypt / SHA-256 / WebCrypto encrypt / copy',
+      value: f.gcmDecryptNode + f.sha256,
+      unit: 's/GiB (decrypt + hash)',
+      note: `${f.gcmDecryptNode} / ${f.sha256} / ${f.gcmEncryptWebCrypto} / ${f.memcpy}`,
     });
   }
   return out;
@@ -502,6 +647,7 @@ async function main(): Promise<void> {
     return f;
   };
   try {
+    results.floor = await cryptoFloor();
     if (!opts.skipBaseline) await baseline(smtp, pgAdmin);
     const stores = [...new Set([...opts.stores, ...(opts.skipBig ? [] : [opts.bigStore])])];
     for (const store of stores) {
@@ -515,10 +661,11 @@ async function main(): Promise<void> {
           storeResults = t.results;
           sent = t.sent;
           results.stores.push(storeResults);
+          if (!opts.skipBare) await bareTusSection(stack, await testFile('bench-main.bin', opts.size), storeResults);
         }
         if (opts.stores.includes(store) && !opts.skipBrowser && opts.browserStore === store) {
           const nodeUp = storeResults && opts.browserSize === opts.size ? median(storeResults.upload.full.map((x) => x.mbps)) : undefined;
-          await browserSection(stack, await testFile('bench-browser.bin', opts.browserSize), await testFile('bench-resume.bin', opts.resumeSize), nodeUp);
+          await browserSection(stack, smtp, await testFile('bench-browser.bin', opts.browserSize), await testFile('bench-resume.bin', opts.resumeSize), nodeUp);
         }
         if (!opts.skipParallel && opts.parallelStores.includes(store) && opts.stores.includes(store)) {
           await parallelUploads(stack, smtp, await testFile('bench-parallel.bin', opts.parallelSize), opts.parallel);

@@ -161,17 +161,26 @@ export async function pageUpload(browser: Browser, stack: Stack, file: TestFile,
 // ---- resume after a reload ----
 
 export interface ResumeCost {
+  /** Percent of the upload (the page's progress bar) at which the page was reloaded. */
+  reloadAt: number;
   totalLength: number;
-  /** Percent the page showed when it was reloaded. */
   reloadedAtPercent: number;
+  /** The highest Upload-Offset a PATCH answer confirmed before the reload. */
+  ackedBefore: number;
   /** The server's offset after the reload (tus HEAD, once the aborted PATCH's lock was gone). */
   serverOffset: number;
+  /** Confirmed bytes the server no longer had after the reload: ackedBefore − serverOffset when positive. */
+  lostAcked: number;
   /** Upload-Offset of the first PATCH after the reload. */
   firstOffsetAfter: number;
   /** Body bytes of every PATCH after the reload. */
   bytesSentAfter: number;
-  /** bytesSentAfter − (totalLength − serverOffset): bytes sent again that the server already had. */
-  resentBytes: number;
+  /** bytesSentAfter − (totalLength − serverOffset): bytes sent after the reload that the server already had. */
+  resentAfterReload: number;
+  /** Bytes the browser put on the wire (counting proxy) from "send" to the last PATCH, minus the object's length: every byte sent twice, plus request headers. */
+  wireOverhead: number;
+  /** Requests made in that time (each ~0.5–1 KB of headers, part of wireOverhead). */
+  requests: number;
   patchesAfter: number;
   /** Reload → first PATCH after it (page load, re-pick, HEAD, re-encrypting the chunks around the offset). */
   secondsToFirstPatch: number;
@@ -187,17 +196,36 @@ async function serverOffset(uploadUrl: string, token: string): Promise<number> {
   throw new Error(`${uploadUrl} stayed locked`);
 }
 
-/** Starts sending `file` on a throttled link, reloads at `reloadAt` percent, re-picks it, and counts what is sent again. */
-export async function resumeCost(browser: Browser, stack: Stack, file: TestFile, opts: { uplinkBytesPerSecond: number; reloadAt: number }): Promise<ResumeCost> {
+/**
+ * Starts sending `file` through the page at `baseUrl` (a counting proxy in front of the app) on a
+ * throttled link, reloads at `reloadAt` percent, re-picks the file, and counts what is sent twice.
+ */
+export async function resumeCost(
+  browser: Browser,
+  baseUrl: string,
+  slug: string,
+  file: TestFile,
+  opts: { uplinkBytesPerSecond: number; reloadAt: number; wireBytes: () => number },
+): Promise<ResumeCost> {
   const context = await browser.newContext();
   try {
     const page = await context.newPage();
     page.on('dialog', (dialog) => void dialog.accept()); // "leave the page?" while uploading
     let upload: { url: string; token: string; length: number } | undefined;
+    let ackedBefore = 0;
+    let reloaded = false;
+    let requests = 0;
+    let lastPatchDone = 0;
+    page.on('request', () => requests++);
     page.on('response', (res) => {
       const req = res.request();
-      if (isTus(req) && req.method() === 'POST' && res.status() === 201) {
+      if (!isTus(req)) return;
+      if (req.method() === 'POST' && res.status() === 201) {
         upload = { url: new URL(res.headers().location, res.url()).href, token: req.headers()['inkast-sender-token'], length: Number(req.headers()['upload-length']) };
+      }
+      if (req.method() === 'PATCH' && res.status() === 204) {
+        if (!reloaded) ackedBefore = Math.max(ackedBefore, Number(res.headers()['upload-offset']));
+        lastPatchDone = opts.wireBytes();
       }
     });
     const cdp = await context.newCDPSession(page);
@@ -206,13 +234,20 @@ export async function resumeCost(browser: Browser, stack: Stack, file: TestFile,
       cdp.send('Network.emulateNetworkConditions', { offline: false, latency: 0, downloadThroughput: -1, uploadThroughput: bytesPerSecond });
     await throttle(opts.uplinkBytesPerSecond);
 
-    await fillAndSend(page, stack, file, 'Benchmark (resume)');
+    await page.goto(`${baseUrl}/d/${slug}`);
+    await page.getByLabel('Din e-postadress').fill('avsandare@bench.example');
+    await page.getByLabel('Ämne').fill('Benchmark (resume)');
+    await page.locator('#files').setInputFiles(file.path);
+    requests = 0;
+    const wire0 = opts.wireBytes();
+    await page.getByRole('button', { name: 'Kryptera och skicka' }).click();
     await page.waitForFunction(
       (at) => ((document.querySelector('progress.progress-total') as HTMLProgressElement | null)?.value ?? 0) >= at,
       opts.reloadAt,
-      { timeout: 300_000, polling: 100 },
+      { timeout: 600_000, polling: 50 },
     );
     const reloadedAtPercent = await page.evaluate(() => (document.querySelector('progress.progress-total') as HTMLProgressElement).value);
+    reloaded = true;
     const reloadedAt = performance.now();
     await page.reload();
     if (!upload) throw new Error('the upload was not created before the reload');
@@ -227,7 +262,7 @@ export async function resumeCost(browser: Browser, stack: Stack, file: TestFile,
     await page.locator('#repick').setInputFiles(file.path);
     await waitForDelivered(page, 600_000);
     if (!after.length) throw new Error('nothing was sent after the reload');
-    const firstPatchAt = await after[0].timing();
+    const firstPatchAt = after[0].timing();
 
     let bytesSentAfter = 0;
     for (const req of after) {
@@ -241,16 +276,23 @@ export async function resumeCost(browser: Browser, stack: Stack, file: TestFile,
       }
     }
     return {
+      reloadAt: opts.reloadAt,
       totalLength: upload.length,
       reloadedAtPercent,
+      ackedBefore,
       serverOffset: offset,
+      lostAcked: Math.max(0, ackedBefore - offset),
       firstOffsetAfter: Number((await after[0].allHeaders())['upload-offset']),
       bytesSentAfter,
-      resentBytes: bytesSentAfter - (upload.length - offset),
+      resentAfterReload: bytesSentAfter - (upload.length - offset),
+      wireOverhead: lastPatchDone - wire0 - upload.length,
+      requests,
       patchesAfter: after.length,
-      secondsToFirstPatch: (firstPatchAt.startTime - (performance.timeOrigin + reloadedAt)) / 1000,
+      secondsToFirstPatch: round3((firstPatchAt.startTime - (performance.timeOrigin + reloadedAt)) / 1000),
     };
   } finally {
     await context.close();
   }
 }
+
+const round3 = (n: number) => Math.round(n * 1000) / 1000;

@@ -5,6 +5,7 @@
  * the full upload path (encoder + tus-js-client, lib/uploads/client), the decrypting download,
  * the verify job, and the raw store operations they are compared with.
  */
+import { spawn } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
@@ -26,6 +27,7 @@ import * as openpgp from 'openpgp';
 import pg from 'pg';
 import { verifyStoredObject, type VerifiedObject } from '@/lib/crypto/decoder';
 import { unwrapPrivateKey } from '@/lib/crypto/keys';
+import { testKey } from '@/lib/crypto/testing';
 import { encryptManifest, type Manifest } from '@/lib/crypto/manifest';
 import type { CreatedDelivery } from '@/lib/deliveries';
 import { openDb } from '@/lib/db';
@@ -66,7 +68,7 @@ export interface Stack {
   s3?: S3Client;
   bucket?: string;
   databaseUrl?: string;
-  pg?: pg.Client;
+  pg?: pg.Pool;
 }
 
 export interface StackOptions {
@@ -75,6 +77,8 @@ export interface StackOptions {
   smtp: MailCatcher;
   s3Settings?: S3Settings;
   postgresAdminUrl?: string;
+  /** More environment for the app (e.g. NODE_OPTIONS=--cpu-prof to profile it). */
+  appEnv?: Record<string, string>;
 }
 
 function s3Client(env: Record<string, string>): S3Client {
@@ -120,6 +124,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     INKAST_RATE_UPLOAD_BYTES_PER_IP: 'off',
     INKAST_RATE_SIGN_IN_PER_ADDRESS: 'off',
     INKAST_RATE_SIGN_IN_PER_IP: 'off',
+    ...opts.appEnv,
   };
   if (opts.store === 'ceph') {
     if (!opts.s3Settings) throw new Error('no S3 server answers: start Ceph (scripts/ceph-rgw-start.sh) or use --stores local');
@@ -140,8 +145,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
       stack.bucket = env.S3_BUCKET;
     }
     if (databaseUrl) {
-      stack.pg = new pg.Client({ connectionString: databaseUrl });
-      await stack.pg.connect();
+      stack.pg = new pg.Pool({ connectionString: databaseUrl, max: 4 });
     }
     stack.cookie = await signInWithEmail(app.url, HANDLER, () => nextSignInLink(opts.smtp));
     return stack;
@@ -164,12 +168,18 @@ export function killRunningApps(): void {
   }
 }
 
-/** Stops the app and starts it again on the same data, database and bucket: a clean heap. */
-export async function restartStack(stack: Stack, smtp: MailCatcher): Promise<void> {
+/** Stops the app and starts it again on the same data, database and bucket: a clean heap (envOverride: this start only). */
+export async function restartStack(
+  stack: Stack,
+  smtp: MailCatcher,
+  envOverride: Record<string, string> = {},
+  started: (app: RunningApp) => void = () => {},
+): Promise<void> {
   await stack.app.stop();
-  const { app, pid } = await launch(stack.env, stack.app.dataDir);
+  const { app, pid } = await launch({ ...stack.env, ...envOverride }, stack.app.dataDir);
   stack.app = app;
   stack.pid = pid;
+  started(app);
   stack.cookie = await signInWithEmail(app.url, HANDLER, () => nextSignInLink(smtp));
 }
 
@@ -445,5 +455,72 @@ export async function verifyInProcess(
     return { seconds: (now() - t0) / 1000, result };
   } finally {
     await store.close();
+  }
+}
+
+// ---- a bare tus server, for what hosting tus in Next costs ----
+
+export interface BareTus {
+  url: string;
+  pid: number;
+  stop(): Promise<void>;
+}
+
+/** bench/tools/bare-tus.ts in its own process, on the stack's bucket or a directory beside its objects. */
+export async function startBareTus(stack: Stack): Promise<BareTus> {
+  const root = path.resolve(import.meta.dirname, '..', '..');
+  const env: Record<string, string> = { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', NODE_ENV: 'production' };
+  for (const k of ['S3_ENDPOINT', 'S3_BUCKET', 'S3_REGION', 'S3_ACCESS_KEY_ID', 'S3_SECRET_ACCESS_KEY']) if (stack.env[k]) env[k] = stack.env[k];
+  if (!stack.s3) env.BARE_TUS_DIRECTORY = path.join(stack.app.dataDir, 'bare-objects');
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(root, 'bench', 'tools', 'bare-tus.ts')], {
+    cwd: root,
+    env: env as NodeJS.ProcessEnv,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stderr!.on('data', (d) => (out += d));
+  const port = await new Promise<number>((resolve, reject) => {
+    child.stdout!.on('data', (d) => {
+      out += d;
+      const m = /listening (\d+)/.exec(out);
+      if (m) resolve(Number(m[1]));
+    });
+    child.once('exit', (code) => reject(new Error(`bare tus exited with ${code}: ${out}`)));
+  });
+  return {
+    url: `http://127.0.0.1:${port}`,
+    pid: child.pid!,
+    stop: () =>
+      new Promise<void>((resolve) => {
+        if (child.exitCode !== null) return resolve();
+        child.once('exit', () => resolve());
+        child.kill('SIGTERM');
+      }),
+  };
+}
+
+let benchKey: Promise<string> | undefined;
+
+/** The same client (encoder + tus-js-client, same chunk size) against the bare tus server. */
+export async function sendBare(bare: BareTus, file: TestFile, chunkSize: number): Promise<{ seconds: number; uploadId: string }> {
+  benchKey ??= testKey('Bench').then((k) => k.publicKey);
+  const delivery = { deliveryId: 'bench', senderToken: 'bench', publicKeys: [await benchKey] } as CreatedDelivery;
+  const source = await openSource(file);
+  try {
+    const prepared = await prepareFile(delivery, source);
+    const t0 = now();
+    await uploadFile(bare.url, delivery, prepared, { chunkSize, retryDelays: [0, 1000, 3000] });
+    return { seconds: (now() - t0) / 1000, uploadId: uploadIdOf(prepared) };
+  } finally {
+    await source.close();
+  }
+}
+
+/** Removes what the bare server stored for an upload (object and tus sidecars). */
+export async function bareDelete(stack: Stack, uploadId: string): Promise<void> {
+  if (stack.s3) {
+    for (const Key of [uploadId, `${uploadId}.info`, `${uploadId}.part`]) await stack.s3.send(new DeleteObjectCommand({ Bucket: stack.bucket!, Key })).catch(() => {});
+  } else {
+    for (const f of [uploadId, `${uploadId}.json`]) await fsp.rm(path.join(stack.app.dataDir, 'bare-objects', f), { force: true });
   }
 }

@@ -1,6 +1,6 @@
 /** Request and response shapes shared by the sign-in routes. */
-import { config } from '@/lib/config';
 import { HttpError, readJson } from '@/lib/http';
+import { checkOrigin } from '@/lib/security';
 
 /** A 303 to a path of this site: relative, so it holds behind any proxy; never cached, never a Referer. */
 export function seeOther(location: string): Response {
@@ -15,11 +15,7 @@ export function seeOther(location: string): Response {
  * cookie off cross-site POSTs; this also stops a sibling subdomain, which counts as same-site.
  */
 export function assertSameOrigin(req: Request): void {
-  const origin = req.headers.get('origin');
-  const crossSite = req.headers.get('sec-fetch-site') === 'cross-site';
-  if (crossSite || (origin !== null && origin !== new URL(config().publicUrl).origin)) {
-    throw new HttpError(403, 'cross-origin', 'This request must come from an Inkast page');
-  }
+  if (!checkOrigin(req).ok) throw new HttpError(403, 'cross-origin', 'This request must come from an Inkast page');
 }
 
 const FORM_MAX_BYTES = 4096;

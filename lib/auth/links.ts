@@ -5,7 +5,7 @@
 import crypto from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { config } from '@/lib/config';
-import { db } from '@/lib/db';
+import { db, type Queryable } from '@/lib/db';
 import { HttpError } from '@/lib/http';
 import { queueMail } from '@/lib/mail';
 import { emailSchema, type User } from '@/lib/mailboxes';
@@ -34,6 +34,28 @@ function linkUrl(token: string, next: string): string {
   return `${config().publicUrl}/auth/verify?${query}`;
 }
 
+/** Stores a new single-use link for the user (only its hash) and returns its address. */
+async function issueSignInLink(tx: Queryable, userId: string, next: string): Promise<{ url: string; hash: Buffer; expiresAt: Date }> {
+  const token = crypto.randomBytes(32).toString('base64url');
+  const hash = sha256(token);
+  const { expires_at } = (
+    await tx.query<{ expires_at: Date }>(
+      `INSERT INTO sign_in_links (token_hash, user_id, expires_at)
+       VALUES ($1, $2, now() + $3 * interval '1 millisecond') RETURNING expires_at`,
+      [hash, userId, SIGN_IN_LINK_TTL_MS],
+    )
+  ).rows[0];
+  return { url: linkUrl(token, next), hash, expiresAt: new Date(expires_at) };
+}
+
+/**
+ * The embedded default has no mail server, and the outbox page needs a signed-in administrator:
+ * the person starting the app gets a sign-in link for the administrator on their terminal.
+ */
+export async function consoleSignInLink(userId: string): Promise<string> {
+  return (await db()).transaction(async (tx) => (await issueSignInLink(tx, userId, DEFAULT_AFTER_SIGN_IN)).url);
+}
+
 /**
  * Mails a sign-in link when `email` belongs to an enabled user, and does nothing visible
  * otherwise: the caller answers the same either way. A malformed address is a 400.
@@ -60,20 +82,12 @@ export async function requestSignInLink(input: { email: unknown; next?: unknown 
         await recordSignIn(tx, { kind: 'refused', method: 'email-link', reason: 'throttled', userId: user.id });
         return;
       }
-      const token = crypto.randomBytes(32).toString('base64url');
-      const hash = sha256(token);
-      const { expires_at } = (
-        await tx.query<{ expires_at: Date }>(
-          `INSERT INTO sign_in_links (token_hash, user_id, expires_at)
-           VALUES ($1, $2, now() + $3 * interval '1 millisecond') RETURNING expires_at`,
-          [hash, user.id, SIGN_IN_LINK_TTL_MS],
-        )
-      ).rows[0];
+      const { url, hash, expiresAt } = await issueSignInLink(tx, user.id, next);
       await queueMail(tx, {
         to: user.email,
         template: 'sign-in-link',
         locale: user.locale,
-        params: { link: linkUrl(token, next), expiresAt: new Date(expires_at) },
+        params: { link: url, expiresAt },
         // The hash, not the token: dedupe keys are stored in clear in jobs and outbox.
         dedupeKey: `sign-in-link:${hash.toString('hex')}`,
       });

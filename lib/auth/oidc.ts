@@ -5,8 +5,8 @@
  * the configured claim against their email address. Nobody is created here.
  */
 import * as client from 'openid-client';
-import pino from 'pino';
 import { config, type Config } from '@/lib/config';
+import { logger, type Logger } from '@/lib/log';
 import { db } from '@/lib/db';
 import { HttpError } from '@/lib/http';
 import type { User } from '@/lib/mailboxes';
@@ -31,9 +31,9 @@ interface Flow {
 
 const g = globalThis as typeof globalThis & {
   __inkastOidcClients?: WeakMap<Config, Promise<client.Configuration>>;
-  __inkastOidcLog?: pino.Logger;
+  __inkastOidcLog?: Logger;
 };
-const log = () => (g.__inkastOidcLog ??= pino({ name: 'oidc', level: config().logLevel }));
+const log = () => (g.__inkastOidcLog ??= logger('oidc'));
 
 export function oidcEnabled(): boolean {
   return config().oidc !== undefined;

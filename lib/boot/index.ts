@@ -2,9 +2,11 @@
  * Start-up and shutdown of a process: the database (migrated), the object store, the first
  * administrator, the job handlers and, where this process runs one, the worker loop.
  */
+import { consoleSignInLink } from '@/lib/auth/links';
 import { config } from '@/lib/config';
 import { closeDb, db } from '@/lib/db';
 import { registerDeliveryJobs } from '@/lib/deliveries';
+import { registerRetentionJob, RETENTION_JOB } from '@/lib/deliveries/retention';
 import { schedule, startWorker, stopWorker } from '@/lib/jobs';
 import { registerMailJobs } from '@/lib/mail';
 import { ensureFirstAdmin, filedropUrl, personalMailbox, findUserByEmail } from '@/lib/mailboxes';
@@ -18,6 +20,8 @@ export interface BootOptions {
   worker: boolean;
   /** Print where to go (the app and the worker do; CLI commands stay quiet for --json). */
   announce?: boolean;
+  /** This process serves the web app (a sign-in link is worth printing). */
+  web?: boolean;
 }
 
 async function boot(opts: BootOptions): Promise<void> {
@@ -26,13 +30,17 @@ async function boot(opts: BootOptions): Promise<void> {
   await objectStore().ensureReady();
   const created = await ensureFirstAdmin();
   registerDeliveryJobs();
+  registerRetentionJob();
   registerMailJobs();
   if (opts.worker) {
     schedule('expire-abandoned-deliveries', HOUR);
+    schedule(RETENTION_JOB, HOUR);
     startWorker({ leaseMs: c.jobLeaseMs });
   }
   if (!opts.announce) return;
-  const admin = created ? { email: created.user.email, slug: created.mailbox.filedrop_slug } : await adminWithLink();
+  const admin = created
+    ? { userId: created.user.id, email: created.user.email, slug: created.mailbox.filedrop_slug }
+    : await adminWithLink();
   const lines = [
     `Inkast is running at ${c.publicUrl}`,
     `  database: ${c.databaseUrl ? 'PostgreSQL' : `PGlite in ${c.dataDir}/pglite`}`,
@@ -45,18 +53,22 @@ async function boot(opts: BootOptions): Promise<void> {
       created ? `First start: created the administrator ${admin.email}.` : `Administrator: ${admin.email}`,
       `  Try the administrator's filedrop link: ${filedropUrl(admin.slug)}`,
     );
+    // Without SMTP a sign-in link could only reach the outbox, which needs a signed-in admin.
+    if (!c.smtpUrl && opts.web) {
+      lines.push(`  Sign in as the administrator (single use, 15 minutes): ${await consoleSignInLink(admin.userId)}`);
+    }
   }
   console.log(lines.join('\n'));
 }
 
-async function adminWithLink(): Promise<{ email: string; slug: string } | undefined> {
+async function adminWithLink(): Promise<{ userId: string; email: string; slug: string } | undefined> {
   const user = await findUserByEmail(config().adminEmail);
   const mailbox = user && (await personalMailbox(user.id));
-  return user && mailbox ? { email: user.email, slug: mailbox.filedrop_slug } : undefined;
+  return user && mailbox ? { userId: user.id, email: user.email, slug: mailbox.filedrop_slug } : undefined;
 }
 
 /** Boots once per process, whichever module copy asks first. */
-export function bootProcess(opts: BootOptions = { worker: config().runWorker, announce: true }): Promise<void> {
+export function bootProcess(opts: BootOptions = { worker: config().runWorker, announce: true, web: true }): Promise<void> {
   g.__inkastBoot ??= boot(opts);
   return g.__inkastBoot;
 }

@@ -156,7 +156,7 @@ export async function listMailboxDeliveries(
   const size = Math.min(MAX_PAGE_SIZE, Math.max(1, Math.trunc(pageSize) || DEFAULT_PAGE_SIZE));
   const total = (
     await q.query<{ total: number }>(
-      `SELECT count(*)::int AS total FROM deliveries WHERE mailbox_id = $1 AND state IN ('delivered', 'rejected')`,
+      `SELECT count(*)::int AS total FROM deliveries WHERE mailbox_id = $1 AND state IN ('delivered', 'rejected') AND reject_reason IS DISTINCT FROM 'infected'`,
       [mailboxId],
     )
   ).rows[0].total;
@@ -184,7 +184,7 @@ export async function listMailboxDeliveries(
          (SELECT sum(f.plaintext_size)::bigint FROM delivery_files f WHERE f.delivery_id = d.id) AS total_bytes,
          EXISTS (SELECT 1 FROM delivery_views v WHERE v.delivery_id = d.id AND v.user_id = $2) AS viewed_by_me
        FROM deliveries d
-       WHERE d.mailbox_id = $1 AND d.state IN ('delivered', 'rejected')
+       WHERE d.mailbox_id = $1 AND d.state IN ('delivered', 'rejected') AND d.reject_reason IS DISTINCT FROM 'infected'
        ORDER BY received_at DESC, d.id DESC
        LIMIT $3 OFFSET $4`,
       [mailboxId, userId, size, (current - 1) * size],
@@ -243,7 +243,7 @@ export async function deliveryForUser(userId: string, deliveryId: string): Promi
       `SELECT d.id, d.mailbox_id, m.name AS mailbox_name, d.reference, d.sender_email, d.sender_verified, d.state,
          d.reject_reason, d.manifest, coalesce(d.delivered_at, d.submitted_at, d.created_at) AS received_at
        FROM deliveries d JOIN mailboxes m ON m.id = d.mailbox_id
-       WHERE d.id = $1 AND d.state IN ('delivered', 'rejected')`,
+       WHERE d.id = $1 AND d.state IN ('delivered', 'rejected') AND d.reject_reason IS DISTINCT FROM 'infected'`,
       [deliveryId],
     )
   ).rows[0];

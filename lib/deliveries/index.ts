@@ -17,7 +17,7 @@ import './download';
 export type DeliveryState = 'uploading' | 'submitted' | 'delivered' | 'rejected' | 'abandoned';
 
 /** Why the server refused a delivery; the sender's page and email translate the code. */
-export type RejectReason = 'manifest-unreadable' | 'manifest-mismatch' | 'file-corrupt' | 'file-mismatch' | 'too-large';
+export type RejectReason = 'manifest-unreadable' | 'manifest-mismatch' | 'file-corrupt' | 'file-mismatch' | 'too-large' | 'infected';
 
 export interface DeliveryRow {
   id: string;
@@ -319,7 +319,7 @@ function storedObject(uploadId: string, size: number) {
 }
 
 /** 'infected' (lib/scan found malware) also quarantines the delivery and tells the administrators. */
-async function reject(deliveryId: string, reason: RejectReason | 'infected', signature = 'unknown'): Promise<void> {
+async function reject(deliveryId: string, reason: RejectReason, signature = 'unknown'): Promise<void> {
   await (await db()).transaction(async (tx) => {
     const d = (
       await tx.query<DeliveryRow>(

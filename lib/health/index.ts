@@ -10,8 +10,8 @@
  */
 import fsp from 'node:fs/promises';
 import fs from 'node:fs';
-import pino, { type Logger } from 'pino';
 import { config } from '@/lib/config';
+import { logger, type Logger } from '@/lib/log';
 import { db } from '@/lib/db';
 import { objectStore, objectStoreSettings, type ObjectStore, type S3ObjectStore } from '@/lib/storage';
 
@@ -47,7 +47,7 @@ interface HealthState {
 }
 const g = globalThis as typeof globalThis & { __inkastHealth?: HealthState };
 const state = (): HealthState => (g.__inkastHealth ??= { cache: new Map(), running: new Map() });
-const log = () => (state().log ??= pino({ name: 'health', level: config().logLevel }));
+const log = () => (state().log ??= logger('health'));
 
 function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
   let timer: NodeJS.Timeout | undefined;

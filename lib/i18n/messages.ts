@@ -126,6 +126,7 @@ export const sv = {
   'result.reason.fileCorrupt': 'en fil skadades på vägen. Skicka filerna igen.',
   'result.reason.fileMismatch': 'en fil ändrades medan den skickades. Skicka filerna igen.',
   'result.reason.tooLarge': 'filerna är större än mottagaren tar emot.',
+  'result.reason.infected': 'en fil innehöll skadlig kod och har satts i karantän. Kontrollera filerna och skicka igen.',
 
   'error.generic': 'Något gick fel. Försök igen.',
   'error.400': 'Uppgifterna godtogs inte.',
@@ -193,6 +194,7 @@ export const sv = {
   'delivery.reason.fileCorrupt': 'en fil var skadad.',
   'delivery.reason.fileMismatch': 'en fil stämde inte med sin kontrollsumma.',
   'delivery.reason.tooLarge': 'filerna var större än brevlådan tar emot.',
+  'delivery.reason.infected': 'en fil innehöll skadlig kod; leveransen är i karantän.',
   'delivery.reason.unknown': 'okänd orsak.',
   'delivery.message': 'Meddelande',
   'delivery.message.none': 'Avsändaren skrev inget meddelande.',
@@ -427,6 +429,7 @@ export const en = {
   'result.reason.fileCorrupt': 'a file was damaged on the way. Send the files again.',
   'result.reason.fileMismatch': 'a file changed while it was being sent. Send the files again.',
   'result.reason.tooLarge': 'the files are larger than the recipient accepts.',
+  'result.reason.infected': 'a file contained malware and has been quarantined. Check the files and send them again.',
 
   'error.generic': 'Something went wrong. Try again.',
   'error.400': 'The details were not accepted.',
@@ -494,6 +497,7 @@ export const en = {
   'delivery.reason.fileCorrupt': 'a file was damaged.',
   'delivery.reason.fileMismatch': 'a file did not match its checksum.',
   'delivery.reason.tooLarge': 'the files were larger than the mailbox accepts.',
+  'delivery.reason.infected': 'a file contained malware; the delivery is quarantined.',
   'delivery.reason.unknown': 'unknown reason.',
   'delivery.message': 'Message',
   'delivery.message.none': 'The sender wrote no message.',

@@ -4,8 +4,8 @@
  */
 import os from 'node:os';
 import crypto from 'node:crypto';
-import pino, { type Logger } from 'pino';
 import { config } from '@/lib/config';
+import { logger, type Logger } from '@/lib/log';
 import { db, type Db, type Queryable } from '@/lib/db';
 import {
   claimJobs,
@@ -66,7 +66,7 @@ const g = globalThis as typeof globalThis & {
 };
 const handlers = () => (g.__inkastJobHandlers ??= new Map());
 const schedules = () => (g.__inkastJobSchedules ??= new Map());
-const log = () => (g.__inkastJobsLog ??= pino({ name: 'jobs', level: config().logLevel }));
+const log = () => (g.__inkastJobsLog ??= logger('jobs'));
 
 /** Sets the handler for a kind (replacing an earlier one). Only registered kinds are claimed. */
 export function registerJobHandler<P extends JobPayload>(kind: string, handler: JobHandler<P>): void {

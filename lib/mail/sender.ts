@@ -1,6 +1,6 @@
 /** The `mail` job: sends one outbox row over SMTP, or keeps it for the admin when there is no SMTP. */
 import nodemailer from 'nodemailer';
-import pino from 'pino';
+import { logger } from '@/lib/log';
 import { config, type Config } from '@/lib/config';
 import { PermanentJobError, registerJobHandler, type JobContext } from '@/lib/jobs';
 
@@ -43,7 +43,7 @@ function isPermanent(err: unknown): boolean {
  * is sent; tests pass their own (an SMTP URL pointing at a loopback smtp-server).
  */
 export function registerMailJobs(settings?: MailSettings): void {
-  const log = pino({ name: 'mail', level: (settings ?? config()).logLevel });
+  const log = logger('mail');
   registerJobHandler<MailJobPayload>(MAIL_JOB, async ({ outboxId }, ctx: JobContext) => {
     const { smtpUrl, mailFrom } = settings ?? config();
     const q = ctx.db;

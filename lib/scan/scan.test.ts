@@ -9,6 +9,7 @@ import net from 'node:net';
 import { before, describe, test } from 'node:test';
 import { ObjectAuthError, verifyStoredObject } from '@/lib/crypto/decoder';
 import { encode, memorySource, testKey, type TestKey } from '@/lib/crypto/testing';
+import { renderMail } from '@/lib/mail';
 import { ClamdError, clamdPing, clamdScanBytes, openClamdStream, verifyAndScan, type ScanSettings } from './index';
 import { clamdTestTarget, eicar } from './testing';
 
@@ -22,6 +23,26 @@ async function closedPort(): Promise<number> {
   await new Promise<void>((r) => srv.close(() => r()));
   return port;
 }
+
+describe('the mails of a quarantine', () => {
+  const ctx = { publicUrl: 'https://inkast.example.se' };
+  const base = { reference: 'IK-7KQ2-M9XD', sentAt: new Date('2025-03-04T13:05:00Z'), reason: 'infected' as const };
+  test('the sender learns why, in both languages', () => {
+    assert.match(renderMail('delivery-rejected', 'sv', base, ctx).text, /Virusskanningen hittade skadlig kod/);
+    const en = renderMail('delivery-rejected', 'en', base, ctx);
+    assert.match(en.text, /malware scan found malicious code/);
+    assert.match(en.text, /antivirus/);
+  });
+  test('the administrator gets the reference, mailbox, sender and finding, escaped, and no content', () => {
+    const quarantine = { deliveryId: crypto.randomUUID(), mailboxName: 'Vårdcentralen <Norra>', senderEmail: 'a@example.org', signature: 'Eicar-Test-Signature' };
+    for (const locale of ['sv', 'en'] as const) {
+      const mail = renderMail('delivery-rejected', locale, { ...base, quarantine }, ctx);
+      assert.match(mail.subject, /IK-7KQ2-M9XD/);
+      for (const v of [quarantine.deliveryId, quarantine.senderEmail, quarantine.signature, 'Vårdcentralen <Norra>']) assert.ok(mail.text.includes(v), v);
+      assert.ok(mail.html.includes('Vårdcentralen &lt;Norra&gt;') && !mail.html.includes('<Norra>'));
+    }
+  });
+});
 
 describe('verifyAndScan without a scanner', () => {
   test('reports that nothing was scanned, and verifies as verifyStoredObject does', async () => {

@@ -6,6 +6,11 @@
  * comes from no browser (an integration, curl, the Node sender): it cannot carry a victim's
  * cookies, so it is let through, and its token or session is checked as usual.
  *
+ * `Origin: null` is what a browser sends for a plain form post (a navigation) from a page whose
+ * Referrer-Policy is no-referrer, as every Inkast page's is. It is accepted only together with
+ * `Sec-Fetch-Site: same-origin`, which no page can forge; a sandboxed frame, a data: URL or a
+ * cross-site redirect sends `null` with another Sec-Fetch-Site (or none) and is refused.
+ *
  * No imports beyond the platform: the proxy uses this too.
  */
 
@@ -32,12 +37,12 @@ export function isStateChanging(method: string): boolean {
 export function checkOrigin(req: RequestLike, expectedOrigin: string): OriginVerdict {
   if (!isStateChanging(req.method)) return { ok: true };
   const origin = req.headers.get('origin');
-  if (origin !== null) {
-    // "null": a sandboxed frame, a data: URL, a cross-origin redirect. Never ours.
-    if (origin.trim().toLowerCase() === 'null') return { ok: false, reason: 'opaque-origin' };
-    if (origin !== expectedOrigin) return { ok: false, reason: 'foreign-origin' };
-  }
   const site = req.headers.get('sec-fetch-site');
+  if (origin !== null) {
+    if (origin.trim().toLowerCase() === 'null') {
+      if (site !== 'same-origin') return { ok: false, reason: 'opaque-origin' };
+    } else if (origin !== expectedOrigin) return { ok: false, reason: 'foreign-origin' };
+  }
   // same-site is refused too: a sibling subdomain is another site for this purpose.
   if (site !== null && site !== 'same-origin' && site !== 'none') return { ok: false, reason: 'cross-site' };
   if (origin === null && site === null) {

@@ -3,6 +3,7 @@ import { EVENTS, Server, type Upload } from '@tus/server';
 import { config } from '@/lib/config';
 import { authorizeUpload, DeliveryError, forgetUpload, recordUploadFinished, removeFinishedUpload, reserveUpload } from '@/lib/deliveries';
 import { clientIp, isRateLimitError, limitUploadBytes } from '@/lib/ratelimit';
+import { checkOrigin, tusRefusal, validateTusRequest } from '@/lib/security';
 import { objectStore } from '@/lib/storage';
 import { createUploadLocker } from './locker';
 
@@ -95,6 +96,10 @@ const g = globalThis as typeof globalThis & { __inkastTus?: Server };
 
 /** Hands a web Request to the tus server (one per process). */
 export async function handleTusRequest(req: Request): Promise<Response> {
+  // Malformed tus headers and cross-site requests are refused before any work is done.
+  const verdict = validateTusRequest(req, TUS_PATH);
+  if (!verdict.ok) return tusRefusal(verdict);
+  if (!checkOrigin(req).ok) return tusRefusal({ ok: false, status: 403, message: 'This request must come from an Inkast page' });
   // Downloads go through the authorised, decrypting /api/files route, never through tus.
   if (req.method === 'GET') return new Response('Method Not Allowed\n', { status: 405, headers: { Allow: 'HEAD, POST, PATCH, DELETE, OPTIONS' } });
   if (req.method === 'DELETE') {

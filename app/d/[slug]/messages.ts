@@ -58,6 +58,7 @@ const reasonKeys: Record<string, PlainMessageKey> = {
   'file-corrupt': 'result.reason.fileCorrupt',
   'file-mismatch': 'result.reason.fileMismatch',
   'too-large': 'result.reason.tooLarge',
+  infected: 'result.reason.infected',
 };
 
 export function rejectReasonMessage(locale: Locale, reason: string | null | undefined): string {

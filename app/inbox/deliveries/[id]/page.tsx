@@ -25,6 +25,7 @@ const reasonKeys: Record<RejectReason, PlainMessageKey> = {
   'file-corrupt': 'delivery.reason.fileCorrupt',
   'file-mismatch': 'delivery.reason.fileMismatch',
   'too-large': 'delivery.reason.tooLarge',
+  infected: 'delivery.reason.infected',
 };
 
 /** One delivery as its handlers see it. Opening it is recorded (and audited) by deliveryForUser. */
