@@ -22,7 +22,7 @@ import { startMailCatcher, type MailCatcher } from '@/lib/testing/sign-in';
 import { postgresAdminUrl, s3Settings, type S3Settings } from '@/lib/testing/targets';
 import { encoderInWorker, pageUpload, resumeCost, type ResumeCost } from './lib/browser';
 import { startCountingProxy } from './lib/proxy';
-import { countCpu, loadAverage, memoryOf, watchMemory, type CpuUse, type MemoryPhase } from './lib/proc';
+import { appServerPids, countCpu, loadAverage, memoryOf, watchMemory, type CpuUse, type MemoryPhase } from './lib/proc';
 import { renderMarkdown, renderTable, type Row } from './lib/report';
 import {
   bareDelete,
@@ -79,6 +79,7 @@ const { values: flags } = parseArgs({
     'skip-transfer': { type: 'boolean', default: false },
     'skip-baseline': { type: 'boolean', default: false },
     'skip-bare': { type: 'boolean', default: false },
+    'profile-app': { type: 'string' },
     'tmp-dir': { type: 'string', default: os.tmpdir() },
     out: { type: 'string', default: path.join(root, 'bench', 'results') },
     note: { type: 'string', default: '' },
@@ -124,6 +125,7 @@ const opts = {
   skipTransfer: flags['skip-transfer']!,
   skipBaseline: flags['skip-baseline']!,
   skipBare: flags['skip-bare']!,
+  profileDir: flags['profile-app'] ? path.resolve(flags['profile-app']) : undefined,
   note: flags.note!,
 };
 
@@ -137,6 +139,8 @@ interface OpSample {
   cpu: CpuUse;
   /** The app server's peak RSS during the operation (bytes). */
   serverPeakRss?: number;
+  /** With --profile-app: the server's CPU profile of this operation. */
+  profile?: string;
 }
 
 interface StoreResults {
@@ -211,17 +215,36 @@ async function measure<T extends { seconds: number }>(
   bytes: number,
   fn: () => Promise<T>,
 ): Promise<{ sample: OpSample; value: T }> {
+  const profile = serverPid ? await profileMark(serverPid) : undefined;
   const cpu = countCpu(serverPid);
   const mem = serverPid ? watchMemory(serverPid, 'op') : undefined;
   const value = await fn();
   const phase = mem?.end();
+  const used = roundCpu(cpu.end());
+  if (serverPid) await profileMark(serverPid);
   return {
     value,
-    sample: { round: roundNo, bytes, seconds: round3(value.seconds), mbps: round(mbps(bytes, value.seconds)), cpu: roundCpu(cpu.end()), serverPeakRss: phase?.peakRss },
+    sample: { round: roundNo, bytes, seconds: round3(value.seconds), mbps: round(mbps(bytes, value.seconds)), cpu: used, serverPeakRss: phase?.peakRss, profile },
   };
 }
 
 const round3 = (n: number) => round(n, 3);
+
+const profileCounts = new Map<number, number>();
+
+/**
+ * With --profile-app, bench/tools/cpu-profile-hook.cjs runs in the app server: each SIGUSR2 writes
+ * the profile since the last one. Returns the file the next mark will write (the operation's).
+ */
+async function profileMark(pid: number): Promise<string | undefined> {
+  // Only app servers run the hook: SIGUSR2 would end any other process.
+  if (!opts.profileDir || !appServerPids().includes(pid)) return undefined;
+  process.kill(pid, 'SIGUSR2');
+  const n = (profileCounts.get(pid) ?? 0) + 1;
+  profileCounts.set(pid, n);
+  await new Promise((r) => setTimeout(r, 300)); // the hook writes asynchronously
+  return path.join(opts.profileDir, `server-${pid}-${n + 1}.cpuprofile`);
+}
 function roundCpu(c: CpuUse): CpuUse {
   return { bench: round(c.bench, 2), server: round(c.server, 2), rgw: round(c.rgw, 2), osd: round(c.osd, 2), others: round(c.others, 2), wall: round(c.wall, 2) };
 }
@@ -520,9 +543,6 @@ function rows(): Row[] {
     const up = med(r.upload.full) / med(r.upload.raw);
     out.push({ section: 'Upload', store: r.store, what: `${size}: encoder + tus-js-client → app`, value: med(r.upload.full), unit: 'MB/s', n });
     out.push({ section: 'Upload', store: r.store, what: `${size}: lib-storage straight to the store`, value: med(r.upload.raw), unit: 'MB/s', n, ratio: up, target: 0.9, note: cpuNote(r.upload.full, r.upload.raw) });
-    const get = med(r.download.rawGet);
-    out.push({ section: 'Download', store: r.store, what: `${size}: GET /api/files (decrypting)`, value: med(r.download.decrypting), unit: 'MB/s', n });
-    out.push({ section: 'Download', store: r.store, what: `${size}: raw GET of the object`, value: get, unit: 'MB/s', n, ratio: med(r.download.decrypting) / get, target: 0.9, note: cpuNote(r.download.decrypting, r.download.rawGet) });
     if (r.bare?.app.length) {
       const viaApp = med(r.bare.app);
       const viaBare = med(r.bare.bare);
@@ -539,6 +559,9 @@ function rows(): Row[] {
         note: `app ÷ bare; server CPU ${cpu(r.bare.app)} vs ${cpu(r.bare.bare)} s/GiB`,
       });
     }
+    const get = med(r.download.rawGet);
+    out.push({ section: 'Download', store: r.store, what: `${size}: GET /api/files (decrypting)`, value: med(r.download.decrypting), unit: 'MB/s', n });
+    out.push({ section: 'Download', store: r.store, what: `${size}: raw GET of the object`, value: get, unit: 'MB/s', n, ratio: med(r.download.decrypting) / get, target: 0.9, note: cpuNote(r.download.decrypting, r.download.rawGet) });
     const exact = r.verify.job.every((j) => j.exact);
     out.push({
       section: 'Verify',
@@ -651,7 +674,10 @@ async function main(): Promise<void> {
     if (!opts.skipBaseline) await baseline(smtp, pgAdmin);
     const stores = [...new Set([...opts.stores, ...(opts.skipBig ? [] : [opts.bigStore])])];
     for (const store of stores) {
-      const stack = await startStack({ store, db, smtp, s3Settings: s3, postgresAdminUrl: pgAdmin });
+      const appEnv: Record<string, string> = opts.profileDir
+        ? { NODE_OPTIONS: `--require ${path.join(root, 'bench', 'tools', 'cpu-profile-hook.cjs')}`, INKAST_BENCH_PROFILE_DIR: opts.profileDir }
+        : {};
+      const stack = await startStack({ store, db, smtp, s3Settings: s3, postgresAdminUrl: pgAdmin, appEnv });
       say(`${store}: app on ${stack.app.url}, pid ${stack.pid}, ${db}${stack.bucket ? `, bucket ${stack.bucket}` : ''}`);
       let storeResults: StoreResults | undefined;
       let sent: Sent[] = [];
