@@ -169,13 +169,13 @@ export interface ResumeCost {
   ackedBefore: number;
   /** The server's offset after the reload (tus HEAD, once the aborted PATCH's lock was gone). */
   serverOffset: number;
-  /** Confirmed bytes the server no longer had after the reload: ackedBefore − serverOffset when positive. */
+  /** Confirmed bytes the server no longer had when the page resumed (ackedBefore − that offset, when positive). */
   lostAcked: number;
   /** Upload-Offset of the first PATCH after the reload. */
   firstOffsetAfter: number;
   /** Body bytes of every PATCH after the reload. */
   bytesSentAfter: number;
-  /** bytesSentAfter − (totalLength − serverOffset): bytes sent after the reload that the server already had. */
+  /** bytesSentAfter − (totalLength − the offset the page resumed at): bytes sent after the reload that the server already had. */
   resentAfterReload: number;
   /** Bytes the browser put on the wire (counting proxy) from "send" to the last PATCH, minus the object's length: every byte sent twice, plus request headers. */
   wireOverhead: number;
@@ -275,16 +275,20 @@ export async function resumeCost(
         bytesSentAfter += Number(res?.headers()['upload-offset'] ?? 0) - Number(headers['upload-offset']);
       }
     }
+    const firstOffsetAfter = Number((await after[0].allHeaders())['upload-offset']);
+    // A HEAD soon after the abort may see the offset before the S3 store finished writing what
+    // arrived (the lock is already free); the page's first PATCH, accepted, is at the real offset.
+    const resumedAt = Math.max(offset, firstOffsetAfter);
     return {
       reloadAt: opts.reloadAt,
       totalLength: upload.length,
       reloadedAtPercent,
       ackedBefore,
       serverOffset: offset,
-      lostAcked: Math.max(0, ackedBefore - offset),
-      firstOffsetAfter: Number((await after[0].allHeaders())['upload-offset']),
+      lostAcked: Math.max(0, ackedBefore - resumedAt),
+      firstOffsetAfter,
       bytesSentAfter,
-      resentAfterReload: bytesSentAfter - (upload.length - offset),
+      resentAfterReload: bytesSentAfter - (upload.length - resumedAt),
       wireOverhead: lastPatchDone - wire0 - upload.length,
       requests,
       patchesAfter: after.length,

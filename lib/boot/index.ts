@@ -11,6 +11,7 @@ import { schedule, startWorker, stopWorker } from '@/lib/jobs';
 import { registerMailJobs } from '@/lib/mail';
 import { ensureFirstAdmin, filedropUrl, personalMailbox, findUserByEmail } from '@/lib/mailboxes';
 import { objectStore } from '@/lib/storage';
+import { closeUploads } from '@/lib/uploads';
 
 const g = globalThis as typeof globalThis & { __inkastBoot?: Promise<void> };
 
@@ -76,6 +77,7 @@ export function bootProcess(opts: BootOptions = { worker: config().runWorker, an
 /** Stops taking work, lets in-flight jobs finish and closes the database. */
 export async function shutdownProcess(): Promise<void> {
   await stopWorker();
+  await closeUploads();
   await closeDb();
 }
 

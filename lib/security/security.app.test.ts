@@ -129,6 +129,21 @@ describe('security headers and cross-site requests on the built app', () => {
     assert.equal(nonces.size, pages.length + 1, 'a nonce is never reused');
   });
 
+  test('without a session every handler page sends to sign-in and every handler API refuses', async () => {
+    const forged = { cookie: 'inkast_session=Fe26.2**forged**value' };
+    for (const headers of [{}, forged]) {
+      for (const p of ['/inbox', `/inbox?mailbox=${crypto.randomUUID()}`, `/inbox/deliveries/${deliveryId}`, '/admin/outbox']) {
+        const res = await fetch(url(p), { headers, redirect: 'manual' });
+        assert.ok([303, 307].includes(res.status), `${p}: ${res.status}`);
+        assert.equal(new URL(res.headers.get('location')!, app.url).pathname, '/signin', p);
+      }
+      for (const [method, p] of [['GET', `/api/files/${crypto.randomUUID()}`], ['HEAD', `/api/files/${crypto.randomUUID()}`], ['POST', '/api/auth/session']]) {
+        const res = await fetch(url(p), { method, headers: { ...headers, origin: app.url }, redirect: 'manual' });
+        assert.equal(res.status, 401, `${method} ${p}`);
+      }
+    }
+  });
+
   test('redirects and route handlers outside /api carry the headers too', async () => {
     const signedOut = await fetch(url('/inbox'), { redirect: 'manual' });
     assert.ok([303, 307].includes(signedOut.status));

@@ -1,11 +1,11 @@
 import crypto from 'node:crypto';
-import { EVENTS, Server, type Upload } from '@tus/server';
+import { EVENTS, Server, type Locker, type Upload } from '@tus/server';
 import { config } from '@/lib/config';
 import { authorizeUpload, DeliveryError, forgetUpload, recordUploadFinished, removeFinishedUpload, reserveUpload } from '@/lib/deliveries';
 import { clientIp, isRateLimitError, limitUploadBytes } from '@/lib/ratelimit';
 import { checkOrigin, tusRefusal, validateTusRequest } from '@/lib/security';
 import { objectStore } from '@/lib/storage';
-import { createUploadLocker } from './locker';
+import { createUploadLocker, PostgresLocker } from './locker';
 
 /** The public path of the tus endpoint (app/api/tus/[[...path]]/route.ts). */
 export const TUS_PATH = '/api/tus';
@@ -77,7 +77,7 @@ function createTusServer(): Server {
     datastore: objectStore().tusDataStore(),
     relativeLocation: true,
     // Shared by every instance on one PostgreSQL (advisory locks); in-process on PGlite.
-    locker: createUploadLocker({ databaseUrl: config().databaseUrl }),
+    locker: (g.__inkastTusLocker = createUploadLocker({ databaseUrl: config().databaseUrl })),
     maxSize: MAX_OBJECT_BYTES,
     allowedOrigins: [new URL(config().publicUrl).origin],
     allowedHeaders: [SENDER_TOKEN_HEADER],
@@ -92,7 +92,15 @@ function createTusServer(): Server {
   return server;
 }
 
-const g = globalThis as typeof globalThis & { __inkastTus?: Server };
+const g = globalThis as typeof globalThis & { __inkastTus?: Server; __inkastTusLocker?: Locker };
+
+/** Releases what the upload server holds open (the lock connection): at shutdown, and in tests. */
+export async function closeUploads(): Promise<void> {
+  const locker = g.__inkastTusLocker;
+  g.__inkastTus = undefined;
+  g.__inkastTusLocker = undefined;
+  if (locker instanceof PostgresLocker) await locker.close();
+}
 
 /** Hands a web Request to the tus server (one per process). */
 export async function handleTusRequest(req: Request): Promise<Response> {
