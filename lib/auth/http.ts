@@ -1,5 +1,5 @@
 /** Request and response shapes shared by the sign-in routes. */
-import { HttpError, readJson } from '@/lib/http';
+import { HttpError, readBody, readJson } from '@/lib/http';
 import { checkOrigin } from '@/lib/security';
 
 /** A 303 to a path of this site: relative, so it holds behind any proxy; never cached, never a Referer. */
@@ -28,19 +28,6 @@ export async function readSignInRequest(req: Request): Promise<{ form: boolean; 
     const fields = typeof body === 'object' && body !== null ? (body as Record<string, unknown>) : {};
     return { form: false, email: fields.email, next: fields.next };
   }
-  const reader = req.body?.getReader();
-  const parts: Uint8Array[] = [];
-  let size = 0;
-  while (reader) {
-    const { value, done } = await reader.read();
-    if (done) break;
-    size += value.byteLength;
-    if (size > FORM_MAX_BYTES) {
-      await reader.cancel();
-      throw new HttpError(413, 'body-too-large', `The request body may be at most ${FORM_MAX_BYTES} bytes`);
-    }
-    parts.push(value);
-  }
-  const fields = new URLSearchParams(Buffer.concat(parts).toString('utf8'));
+  const fields = new URLSearchParams((await readBody(req, FORM_MAX_BYTES)).toString('utf8'));
   return { form: true, email: fields.get('email'), next: fields.get('next') };
 }

@@ -11,8 +11,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import { simpleParser, type AddressObject, type ParsedMail } from 'mailparser';
-import { SMTPServer } from 'smtp-server';
+import type { ParsedMail } from 'mailparser';
 import { verifyAuditLog } from '@/lib/audit';
 import { computeLayout, plaintextOffsetOfFile } from '@/lib/crypto/format';
 import { openDb } from '@/lib/db';
@@ -22,52 +21,12 @@ import { signInLinkFrom, signInWithEmail } from '@/lib/testing/sign-in';
 import { createPostgresDatabase, postgresAdminUrl, s3Settings } from '@/lib/testing/targets';
 import { bufferSource, openDelivery, prepareFile, sendDelivery, uploadFile, uploadIdOf, waitForFinalState } from '@/lib/uploads/client';
 import { contentDisposition, requestedRange } from './download';
+import { TestSmtp } from '@/lib/testing/smtp';
 
 const MiB = 1024 * 1024;
 const CHUNK = 4 * MiB;
 const root = path.resolve(import.meta.dirname, '..', '..');
 
-/** A real SMTP server on loopback that keeps what it accepted; unlike lib/testing's catcher it can be stopped and resumed on its port. */
-class TestSmtp {
-  readonly received: ParsedMail[] = [];
-  private server: SMTPServer | undefined;
-  constructor(readonly port: number) {}
-
-  static async start(): Promise<TestSmtp> {
-    const smtp = new TestSmtp(await freePort());
-    await smtp.resume();
-    return smtp;
-  }
-
-  async resume(): Promise<void> {
-    const server = new SMTPServer({
-      authOptional: true,
-      disabledCommands: ['STARTTLS'],
-      logger: false,
-      onData: (stream, _session, callback) => {
-        simpleParser(stream).then((mail) => {
-          this.received.push(mail);
-          callback();
-        }, callback);
-      },
-    });
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(this.port, '127.0.0.1', () => resolve());
-    });
-    this.server = server;
-  }
-
-  async stop(): Promise<void> {
-    const server = this.server;
-    this.server = undefined;
-    if (server) await new Promise<void>((r) => server.close(() => r()));
-  }
-
-  to(address: string): ParsedMail[] {
-    return this.received.filter((m) => (m.to as AddressObject).value.some((a) => a.address === address));
-  }
-}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

@@ -40,10 +40,8 @@ export function withSecurityHeaders(res: Response, req?: Request): Response {
   }
 }
 
-/** Reads a JSON body of at most maxBytes; a clear 413/415/400 otherwise. */
-export async function readJson(req: Request, maxBytes = 16 * 1024): Promise<unknown> {
-  const type = req.headers.get('content-type') ?? '';
-  if (!/^application\/json\b/i.test(type)) throw new HttpError(415, 'unsupported-media-type', 'Send application/json');
+/** Reads a body of at most maxBytes, stopping at the first byte over it (413). */
+export async function readBody(req: Request, maxBytes: number): Promise<Buffer> {
   const declared = Number(req.headers.get('content-length') ?? '0');
   if (declared > maxBytes) throw new HttpError(413, 'body-too-large', `The request body may be at most ${maxBytes} bytes`);
   const reader = req.body?.getReader();
@@ -59,8 +57,16 @@ export async function readJson(req: Request, maxBytes = 16 * 1024): Promise<unkn
     }
     parts.push(value);
   }
+  return Buffer.concat(parts);
+}
+
+/** Reads a JSON body of at most maxBytes; a clear 413/415/400 otherwise. */
+export async function readJson(req: Request, maxBytes = 16 * 1024): Promise<unknown> {
+  const type = req.headers.get('content-type') ?? '';
+  if (!/^application\/json\b/i.test(type)) throw new HttpError(415, 'unsupported-media-type', 'Send application/json');
+  const body = await readBody(req, maxBytes);
   try {
-    return JSON.parse(Buffer.concat(parts).toString('utf8'));
+    return JSON.parse(body.toString('utf8'));
   } catch {
     throw new HttpError(400, 'invalid-json', 'The request body is not valid JSON');
   }

@@ -1,64 +1,13 @@
 import assert from 'node:assert/strict';
-import net from 'node:net';
 import { test } from 'node:test';
-import { simpleParser, type AddressObject, type ParsedMail } from 'mailparser';
-import { SMTPServer } from 'smtp-server';
+import type { AddressObject } from 'mailparser';
 import { parseConfig } from '@/lib/config';
 import { openDb, type Db } from '@/lib/db';
 import { runJobsUntilIdle } from '@/lib/jobs';
 import type { Locale } from '@/lib/i18n';
 import { databaseTargets } from '@/lib/testing/targets';
+import { TestSmtp } from '@/lib/testing/smtp';
 import { listOutbox, queueMail, registerMailJobs } from './index';
-
-/** A real SMTP server on loopback that records what it accepted; `nobody@` is refused with 550. */
-class TestSmtp {
-  readonly received: ParsedMail[] = [];
-  private server: SMTPServer | undefined;
-  constructor(readonly port: number) {}
-
-  static async start(): Promise<TestSmtp> {
-    const probe = net.createServer();
-    await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));
-    const port = (probe.address() as net.AddressInfo).port;
-    await new Promise<void>((r) => probe.close(() => r()));
-    const smtp = new TestSmtp(port);
-    await smtp.resume();
-    return smtp;
-  }
-
-  async resume(): Promise<void> {
-    const server = new SMTPServer({
-      authOptional: true,
-      disabledCommands: ['STARTTLS'],
-      logger: false,
-      onRcptTo: (address, _session, callback) => {
-        if (!address.address.startsWith('nobody@')) return callback();
-        callback(Object.assign(new Error('5.1.1 No such user'), { responseCode: 550 }));
-      },
-      onData: (stream, _session, callback) => {
-        simpleParser(stream).then((mail) => {
-          this.received.push(mail);
-          callback();
-        }, callback);
-      },
-    });
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(this.port, '127.0.0.1', () => resolve());
-    });
-    this.server = server;
-  }
-
-  async stop(): Promise<void> {
-    const server = this.server;
-    this.server = undefined;
-    if (server) await new Promise<void>((r) => server.close(() => r()));
-  }
-
-  to(address: string): ParsedMail[] {
-    return this.received.filter((m) => (m.to as AddressObject).value.some((a) => a.address === address));
-  }
-}
 
 const sentAt = new Date('2025-03-04T13:05:00Z');
 
