@@ -66,7 +66,6 @@ const schema = z.object({
   // A running job whose worker stops renewing its lease (it died) is taken over after this long.
   INKAST_JOB_LEASE_MS: z.coerce.number().int().min(1000).max(3_600_000).default(300_000),
   INKAST_UPLOAD_TOKEN_TTL_HOURS: z.coerce.number().positive().default(48),
-  INKAST_ABANDONED_UPLOAD_HOURS: z.coerce.number().positive().default(72),
   INKAST_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   // Malware scanning by clamd (lib/scan) when CLAMAV_SOCKET or CLAMAV_HOST is set; off otherwise.
   CLAMAV_SOCKET: z.string().min(1).optional(),
@@ -123,7 +122,6 @@ export interface Config {
   runWorker: boolean;
   jobLeaseMs: number;
   uploadTokenTtlMs: number;
-  abandonedUploadMs: number;
   logLevel: Env['INKAST_LOG_LEVEL'];
   clamav:
     | {
@@ -201,7 +199,6 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
     runWorker: e.INKAST_WORKER,
     jobLeaseMs: e.INKAST_JOB_LEASE_MS,
     uploadTokenTtlMs: e.INKAST_UPLOAD_TOKEN_TTL_HOURS * 3600_000,
-    abandonedUploadMs: e.INKAST_ABANDONED_UPLOAD_HOURS * 3600_000,
     logLevel: e.INKAST_LOG_LEVEL,
     clamav:
       e.CLAMAV_SOCKET || e.CLAMAV_HOST
