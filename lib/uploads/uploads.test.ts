@@ -69,6 +69,21 @@ function startUpload(app: RunningApp, delivery: Awaited<ReturnType<typeof openDe
   return { upload, finished, offsets };
 }
 
+/**
+ * The server's offset once it has settled: an aborted client does not wait for its last PATCH,
+ * which the server may still finish writing just after the abort.
+ */
+async function settledOffset(app: RunningApp, file: PreparedFile, token: string): Promise<number> {
+  let last = await serverOffset(app, file, token);
+  for (let i = 0; i < 50; i++) {
+    await new Promise((r) => setTimeout(r, 300));
+    const now = await serverOffset(app, file, token);
+    if (now === last) return now;
+    last = now;
+  }
+  throw new Error('the server offset did not settle');
+}
+
 async function serverOffset(app: RunningApp, file: PreparedFile, token: string): Promise<number> {
   const res = await fetch(new URL(file.uploadUrl!, app.url), {
     method: 'HEAD',
@@ -114,7 +129,7 @@ for (const setup of setups) {
       const first = startUpload(app, delivery, file, 1 * MiB);
       await until(() => first.offsets.length >= 2, 'two chunks');
       await first.upload.abort();
-      const offset = await serverOffset(app, file, delivery.senderToken);
+      const offset = await settledOffset(app, file, delivery.senderToken);
       assert.ok(offset >= 2 * MiB && offset < file.encoder.totalLength, `server offset ${offset}`);
 
       const requested: number[] = [];
@@ -158,7 +173,7 @@ for (const setup of setups) {
       const started = startUpload(app, other, file, 400);
       await until(() => started.offsets.length >= 1, 'one chunk');
       await started.upload.abort();
-      const before = await serverOffset(app, file, other.senderToken);
+      const before = await settledOffset(app, file, other.senderToken);
       const patch = await fetch(new URL(file.uploadUrl!, app.url), {
         method: 'PATCH',
         headers: { 'Tus-Resumable': '1.0.0', 'Upload-Offset': String(before), 'Content-Type': 'application/offset+octet-stream', [SENDER_TOKEN_HEADER]: delivery.senderToken },
