@@ -1,29 +1,15 @@
 /** The HTTP API the filedrop page talks to (docs/CONTRACTS.md), seen from the browser. */
+// The server's own answer types: type-only, so nothing of the server module reaches the bundle.
+import type { CreatedDelivery, DeliveryState, DeliveryStatus } from '@/lib/deliveries';
 import type { Locale } from '@/lib/i18n';
 
 /** The header that carries the sender token on every call about a delivery, tus included. */
 export const SENDER_TOKEN_HEADER = 'Inkast-Sender-Token';
 export const TUS_ENDPOINT = '/api/tus';
 
-export type DeliveryState = 'uploading' | 'submitted' | 'delivered' | 'rejected' | 'abandoned';
+export type { CreatedDelivery, DeliveryState, DeliveryStatus };
+
 export const finalStates: readonly DeliveryState[] = ['delivered', 'rejected', 'abandoned'];
-
-export interface CreatedDelivery {
-  deliveryId: string;
-  reference: string;
-  senderToken: string;
-  maxBytes: number;
-  maxFiles: number;
-  uploadExpiresAt: string;
-  publicKeys: string[];
-}
-
-export interface DeliveryStatus {
-  state: DeliveryState;
-  reference: string;
-  rejectReason: string | null;
-  files: { uploadId: string; state: string }[];
-}
 
 /** A refused or failed call: status 0 means the network, not the server. */
 export class ApiError extends Error {
