@@ -4,6 +4,8 @@ import { staticHeaderRules } from './lib/security/headers';
 const nextConfig: NextConfig = {
   reactStrictMode: true,
   poweredByHeader: false,
+  // forbidden() in admin pages: a real 403 with app/forbidden.tsx, not a 200 that says no.
+  experimental: { authInterrupts: true },
   // A separate build directory per checkout or engineer, so parallel builds do not collide.
   distDir: process.env.INKAST_NEXT_DIST_DIR || '.next',
   // pg, pino and the tus stores are plain Node libraries; bundling them gains nothing.

@@ -1,9 +1,10 @@
 /**
  * Who is signed in: sessions (./session), email links (./links), OpenID Connect (./oidc).
- * Pages call requireUser, route handlers requireApiUser; both re-check the user on every request.
+ * Pages call requireUser (requireAdmin), route handlers requireApiUser (requireApiAdmin); all of
+ * them re-check the user on every request.
  */
 import { cookies } from 'next/headers';
-import { redirect } from 'next/navigation';
+import { forbidden, redirect } from 'next/navigation';
 import { cache } from 'react';
 import { HttpError } from '@/lib/http';
 import type { User } from '@/lib/mailboxes';
@@ -40,5 +41,19 @@ export async function requireUser(nextPath?: string): Promise<User> {
 export async function requireApiUser(): Promise<User> {
   const user = await getCurrentUser();
   if (!user) throw new HttpError(401, 'sign-in-required', 'Sign in first');
+  return user;
+}
+
+/** For admin pages: the administrator; anyone else signed in gets the 403 page (app/forbidden.tsx). */
+export async function requireAdmin(nextPath?: string): Promise<User> {
+  const user = await requireUser(nextPath);
+  if (user.role !== 'admin') forbidden();
+  return user;
+}
+
+/** For admin route handlers: the administrator, or HttpError(401) / HttpError(403). */
+export async function requireApiAdmin(): Promise<User> {
+  const user = await requireApiUser();
+  if (user.role !== 'admin') throw new HttpError(403, 'admin-only', 'Only an administrator may do this');
   return user;
 }

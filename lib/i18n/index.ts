@@ -44,6 +44,11 @@ export function resolveLocale(query: unknown, cookie: unknown): Locale {
   return defaultLocale;
 }
 
+/** Whether `key` is a message without placeholders: for keys built from a code at run time. */
+export function isPlainMessageKey(key: string): key is PlainMessageKey {
+  return Object.hasOwn(sv, key) && !/\{\w+\}/.test(sv[key as MessageKey]);
+}
+
 export function t<K extends MessageKey>(locale: Locale, key: K, ...params: ParamsOf<K>): string {
   const template: string = catalogues[locale][key];
   const values = params[0] as Record<string, string | number> | undefined;

@@ -150,6 +150,9 @@ export const sv = {
   'inbox.nav.label': 'Meny',
   'inbox.nav.inbox': 'Inkorg',
   'inbox.nav.outbox': 'Utgående e-post',
+  'inbox.nav.users': 'Användare',
+  'inbox.nav.mailboxes': 'Brevlådor',
+  'inbox.nav.audit': 'Händelselogg',
   'inbox.mailboxes': 'Brevlådor',
   'inbox.mailboxes.none': 'Du hör inte till någon brevlåda ännu. Be en administratör att lägga till dig.',
   'inbox.mailbox.personal': 'Personlig brevlåda',
@@ -216,6 +219,14 @@ export const sv = {
 
   'admin.forbidden.title': 'Ingen behörighet',
   'admin.forbidden.body': 'Sidan är bara för administratörer.',
+  'admin.forbidden.inbox': 'Till inkorgen',
+  'admin.notice.done': 'Klart.',
+  'admin.error.generic': 'Det gick inte. Kontrollera uppgifterna och försök igen.',
+  'admin.error.invalid-input': 'Uppgifterna är ofullständiga eller felaktiga.',
+  'admin.error.admin-only': 'Bara en administratör får göra det.',
+  // admin.users (app/admin/users)
+  // admin.mailboxes (app/admin/mailboxes)
+  // admin.audit (app/admin/audit)
   'admin.outbox.title': 'Utgående e-post',
   'admin.outbox.lead':
     'All e-post som Inkast har köat eller skickat, nyast först. Utan SMTP-server skickas ingen e-post: den sparas här och kan läsas av en administratör.',
@@ -453,6 +464,9 @@ export const en = {
   'inbox.nav.label': 'Menu',
   'inbox.nav.inbox': 'Inbox',
   'inbox.nav.outbox': 'Outgoing email',
+  'inbox.nav.users': 'Users',
+  'inbox.nav.mailboxes': 'Mailboxes',
+  'inbox.nav.audit': 'Audit log',
   'inbox.mailboxes': 'Mailboxes',
   'inbox.mailboxes.none': 'You do not belong to any mailbox yet. Ask an administrator to add you.',
   'inbox.mailbox.personal': 'Personal mailbox',
@@ -519,6 +533,14 @@ export const en = {
 
   'admin.forbidden.title': 'Access denied',
   'admin.forbidden.body': 'This page is for administrators only.',
+  'admin.forbidden.inbox': 'Go to the inbox',
+  'admin.notice.done': 'Done.',
+  'admin.error.generic': 'That did not work. Check the details and try again.',
+  'admin.error.invalid-input': 'The details are incomplete or wrong.',
+  'admin.error.admin-only': 'Only an administrator may do that.',
+  // admin.users (app/admin/users)
+  // admin.mailboxes (app/admin/mailboxes)
+  // admin.audit (app/admin/audit)
   'admin.outbox.title': 'Outgoing email',
   'admin.outbox.lead':
     'All email Inkast has queued or sent, newest first. Without an SMTP server no email is sent: it is kept here, where an administrator can read it.',

@@ -3,7 +3,7 @@ import { notFound } from 'next/navigation';
 import { AccountBar } from '@/app/inbox/account-bar';
 import { Pagination } from '@/app/inbox/pagination';
 import { Time } from '@/app/inbox/time';
-import { requireUser } from '@/lib/auth';
+import { requireAdmin } from '@/lib/auth';
 import { db } from '@/lib/db';
 import { isLocale, t } from '@/lib/i18n';
 import { LocaleFromQuery } from '@/lib/i18n/locale-from-query';
@@ -24,19 +24,9 @@ export async function generateMetadata({ searchParams }: { searchParams: SearchP
  */
 export default async function OutboxPage({ searchParams }: { searchParams: SearchParams }) {
   const params = await searchParams;
-  const user = await requireUser('/admin/outbox');
+  const user = await requireAdmin('/admin/outbox');
   const locale = await requestLocale(searchParams);
   const lang = isLocale(params.lang) && <LocaleFromQuery locale={locale} />;
-  if (user.role !== 'admin') {
-    return (
-      <>
-        {lang}
-        <AccountBar locale={locale} user={user} />
-        <h1>{t(locale, 'admin.forbidden.title')}</h1>
-        <p className="lead">{t(locale, 'admin.forbidden.body')}</p>
-      </>
-    );
-  }
 
   const page = Math.max(1, Math.trunc(Number(Array.isArray(params.page) ? params.page[0] : params.page)) || 1);
   const { entries, total } = await listOutbox(await db(), { limit: PAGE_SIZE, offset: (page - 1) * PAGE_SIZE });
