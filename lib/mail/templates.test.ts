@@ -28,6 +28,7 @@ const examples: { [T in MailTemplate]: MailTemplates[T] } = {
     downloadedAt: new Date('2025-03-05T08:30:00Z'),
   },
   'sign-in-link': { link: 'https://inkast.example.se/auth/callback?token=abc&x=1', expiresAt: sentAt },
+  'user-invited': { email: 'anna@region.example.se', filedropUrl: 'https://inkast.example.se/d/7fXq2Ls9kPzR4mWb' },
   'sender-code': { code: '042917', expiresAt: sentAt },
 };
 const locales: Locale[] = ['sv', 'en'];
@@ -114,4 +115,19 @@ test('sign-in-link escapes the URL in the href and refuses non-http links', () =
   assert.ok(mail.html.includes('href="https://inkast.example.se/auth/callback?token=abc&amp;x=1"'));
   assert.ok(mail.text.includes('https://inkast.example.se/auth/callback?token=abc&x=1'));
   assert.throws(() => renderMail('sign-in-link', 'sv', { link: 'javascript:alert(1)', expiresAt: sentAt }, ctx));
+});
+
+test('user-invited names where to sign in and the filedrop link, in the user’s language', () => {
+  const p = examples['user-invited'];
+  const sv = renderMail('user-invited', 'sv', p, ctx);
+  assert.equal(sv.subject, 'Du har ett konto i Inkast');
+  assert.ok(sv.text.includes('https://inkast.example.se/signin'));
+  assert.ok(sv.text.includes(p.filedropUrl));
+  assert.ok(sv.text.includes(p.email));
+  assert.ok(sv.html.includes('href="https://inkast.example.se/signin"'));
+  const en = renderMail('user-invited', 'en', p, ctx);
+  assert.equal(en.subject, 'You have an Inkast account');
+  assert.ok(en.text.includes(p.filedropUrl));
+  assert.doesNotMatch(en.text + sv.text, /token=/, 'nothing in it signs anyone in');
+  assert.throws(() => renderMail('user-invited', 'en', { ...p, filedropUrl: 'javascript:alert(1)' }, ctx));
 });

@@ -69,6 +69,15 @@ export interface MailTemplates {
     link: string;
     expiresAt: Date;
   };
+  /**
+   * To a new user: they have an account. Where to sign in (by asking for a link there) and their
+   * personal filedrop link; no secret, so the mail signs nobody in.
+   */
+  'user-invited': NoContent & {
+    /** The address they sign in with. */
+    email: string;
+    filedropUrl: string;
+  };
   /** To a sender proving they read the address they typed: the one-time code, nothing else. */
   'sender-code': NoContent & {
     /** Digits only. */
@@ -333,6 +342,31 @@ const templates: { [T in MailTemplate]: Template<T> } = {
           'If you did not ask to sign in, you can ignore this message.',
         ],
         action: { label: 'Sign in', url: p.link },
+        footer: FOOTER.en,
+      }),
+    };
+  },
+
+  'user-invited': (p, _f, ctx) => {
+    if (!/^https?:\/\//.test(p.filedropUrl)) throw new TypeError('a filedrop link must be an http(s) URL');
+    const signIn = `${ctx.publicUrl}/signin`;
+    return {
+      sv: () => ({
+        subject: 'Du har ett konto i Inkast',
+        paragraphs: [
+          `En administratör har skapat ett konto åt dig i Inkast, där du tar emot krypterade filer. Du loggar in med e-postadressen ${p.email} på ${signIn} och får en inloggningslänk med e-post.`,
+          `Du har en egen brevlåda. Den som ska skicka filer till dig använder din personliga länk: ${p.filedropUrl}`,
+        ],
+        action: { label: 'Logga in i Inkast', url: signIn },
+        footer: FOOTER.sv,
+      }),
+      en: () => ({
+        subject: 'You have an Inkast account',
+        paragraphs: [
+          `An administrator has created an account for you in Inkast, where you receive encrypted files. Sign in with the address ${p.email} at ${signIn}; a sign-in link is then sent to you by email.`,
+          `You have a mailbox of your own. Anyone sending you files uses your personal link: ${p.filedropUrl}`,
+        ],
+        action: { label: 'Sign in to Inkast', url: signIn },
         footer: FOOTER.en,
       }),
     };
