@@ -29,13 +29,15 @@ export async function requireMailbox(idOrSlug: string): Promise<Mailbox> {
   return m;
 }
 
-async function lockMailbox(tx: Queryable, mailboxId: string): Promise<Mailbox> {
+/** The mailbox row, locked until the transaction ends, or a 404 MailboxError. */
+export async function lockMailbox(tx: Queryable, mailboxId: string): Promise<Mailbox> {
   const m = (await tx.query<Mailbox>('SELECT * FROM mailboxes WHERE id = $1 FOR UPDATE', [mailboxId])).rows[0];
   if (!m) throw new MailboxError(404, 'unknown-mailbox', `No mailbox ${mailboxId}`);
   return m;
 }
 
-function checkActor(actor: string): void {
+/** Every admin change names who made it: `user:<id>` or `system`. */
+export function checkActor(actor: string): void {
   if (!/^(user:[0-9a-f-]{36}|system)$/i.test(actor)) throw new TypeError(`admin: bad actor ${JSON.stringify(actor)}`);
 }
 

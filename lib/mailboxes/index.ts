@@ -120,12 +120,15 @@ const newSharedMailboxSchema = z.object({
   functionalEmail: emailSchema.optional(),
 });
 
-/** Creates a shared (functional) mailbox such as "remisser@…", with its key pair and filedrop link. */
-export async function createSharedMailbox(input: z.input<typeof newSharedMailboxSchema>): Promise<Mailbox> {
+/**
+ * Creates a shared (functional) mailbox such as "remisser@…", with its key pair and filedrop link;
+ * in `q`'s transaction when given (so the caller can audit it in the same one).
+ */
+export async function createSharedMailbox(input: z.input<typeof newSharedMailboxSchema>, q?: Queryable): Promise<Mailbox> {
   const parsed = newSharedMailboxSchema.safeParse(input);
   if (!parsed.success) throw new MailboxError(400, 'invalid-mailbox', z.prettifyError(parsed.error));
   const m = parsed.data;
-  return (await db()).transaction(async (tx) => {
+  const run = async (tx: Queryable) => {
     const mailbox = (
       await tx.query<Mailbox>(
         `INSERT INTO mailboxes (kind, name, functional_email, filedrop_slug) VALUES ('shared', $1, $2, $3) RETURNING *`,
@@ -134,7 +137,8 @@ export async function createSharedMailbox(input: z.input<typeof newSharedMailbox
     ).rows[0];
     await createMailboxKey(tx, mailbox.id, m.name, masterKey());
     return mailbox;
-  });
+  };
+  return q ? run(q) : (await db()).transaction(run);
 }
 
 export async function addMember(mailboxId: string, userId: string): Promise<void> {
