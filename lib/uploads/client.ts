@@ -8,6 +8,7 @@ import * as tus from 'tus-js-client';
 import { FileEncoder, newFileEncryption } from '@/lib/crypto/encoder';
 import { encryptManifest, type Manifest } from '@/lib/crypto/manifest';
 import type { CreatedDelivery, DeliveryStatus } from '@/lib/deliveries';
+import { chunkPacer, FIRST_CHUNK_BYTES } from './chunks';
 import { SENDER_TOKEN_HEADER, TUS_PATH } from './index';
 
 export interface FileSource {
@@ -86,6 +87,7 @@ export async function prepareFile(delivery: CreatedDelivery, source: FileSource)
 }
 
 export interface UploadOptions {
+  /** Bytes per PATCH; by default it adapts to the link (lib/uploads/chunks). */
   chunkSize?: number;
   onProgress?: (sent: number, total: number) => void;
   /** Called after each PATCH the server accepted, with its offset. */
@@ -102,11 +104,21 @@ export function tusUpload(
   done: (err?: Error) => void,
 ): tus.Upload {
   const encoder = file.encoder;
+  const pacer = opts.chunkSize === undefined ? chunkPacer() : undefined;
+  // tus asks for one range at a time and PATCHes it before asking for the next: the next range is
+  // encrypted while the current one uploads, so the link never waits for the encoder. The next
+  // PATCH's size is fixed when its range is prefetched, so that tus then asks for exactly it.
+  let ahead: { start: number; stop: number; bytes: Promise<Uint8Array> } | undefined;
+  const encrypt = (start: number, stop: number, after: Promise<unknown> = Promise.resolve()) => {
+    const bytes = after.then(() => encoder.range(start, stop));
+    bytes.catch(() => {}); // a prefetch nobody asks for must not be an unhandled rejection
+    return { start, stop, bytes };
+  };
   const upload = new tus.Upload(Buffer.alloc(0), {
     endpoint: `${baseUrl}${TUS_PATH}`,
     uploadUrl: file.uploadUrl ? new URL(file.uploadUrl, baseUrl).toString() : undefined,
     uploadSize: encoder.totalLength,
-    chunkSize: opts.chunkSize ?? 50 * 1024 * 1024,
+    chunkSize: opts.chunkSize ?? FIRST_CHUNK_BYTES,
     metadata: { deliveryId: delivery.deliveryId },
     headers: { [SENDER_TOKEN_HEADER]: delivery.senderToken },
     retryDelays: opts.retryDelays ?? [0, 500, 1000, 3000, 5000],
@@ -120,8 +132,13 @@ export function tusUpload(
           size: encoder.totalLength,
           async slice(start: number, end: number) {
             const stop = Math.min(end, encoder.totalLength);
-            // tus-js-client in Node measures a chunk by its `size`, as its own BufferSource does.
-            const value = Object.assign(Buffer.from(await encoder.range(start, stop)), { size: stop - start });
+            const current = ahead?.start === start && ahead.stop === stop ? ahead : encrypt(start, stop, ahead?.bytes.catch(() => {}));
+            if (pacer) upload.options.chunkSize = pacer.next();
+            const next = Math.min(stop + upload.options.chunkSize!, encoder.totalLength);
+            ahead = stop < encoder.totalLength ? encrypt(stop, next, current.bytes.catch(() => {})) : undefined;
+            const bytes = await current.bytes;
+            // A view, not a copy. tus-js-client in Node measures a chunk by its `size`, as its own BufferSource does.
+            const value = Object.assign(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), { size: stop - start });
             return { value, done: stop >= encoder.totalLength };
           },
           close() {},
@@ -132,7 +149,10 @@ export function tusUpload(
       file.uploadUrl = upload.url ?? undefined;
     },
     onProgress: opts.onProgress,
-    onChunkComplete: (_size, accepted) => opts.onOffset?.(accepted),
+    onChunkComplete: (size, accepted) => {
+      pacer?.completed(size);
+      opts.onOffset?.(accepted);
+    },
     onSuccess: () => done(),
     onError: (err) => done(err),
   });
