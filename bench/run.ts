@@ -48,6 +48,7 @@ import {
   type TestFile,
   verifyInProcess,
 } from './lib/stack';
+import { FIRST_CHUNK_BYTES } from '@/lib/uploads/chunks';
 import { formatSize, GiB, mbps, median, MiB, parseSize, round, say } from './lib/util';
 
 const root = path.resolve(import.meta.dirname, '..');
@@ -60,7 +61,7 @@ const { values: flags } = parseArgs({
     rounds: { type: 'string', default: '3' },
     stores: { type: 'string', default: 'ceph,local' },
     db: { type: 'string' },
-    'chunk-size': { type: 'string', default: '50MiB' },
+    'chunk-size': { type: 'string', default: 'adaptive' },
     'raw-part-size': { type: 'string', default: '8MiB' },
     'raw-queue': { type: 'string', default: '4' },
     'big-size': { type: 'string', default: '5GB' },
@@ -106,7 +107,8 @@ const opts = {
   size: parseSize(flags.size!),
   rounds: Number(flags.rounds),
   stores: storeList(flags.stores),
-  chunkSize: parseSize(flags['chunk-size']!),
+  // 'adaptive': what the page and lib/uploads/client do (lib/uploads/chunks); else a fixed size.
+  chunkSize: flags['chunk-size'] === 'adaptive' ? undefined : parseSize(flags['chunk-size']!),
   rawPartSize: parseSize(flags['raw-part-size']!),
   rawQueue: Number(flags['raw-queue']),
   bigSize: parseSize(flags['big-size']!),
@@ -474,7 +476,7 @@ async function browserSection(stack: Stack, smtp: MailCatcher, browserFile: Test
     const b: Record<string, unknown> = { store: stack.store, size: browserFile.size, chromium: browser.version() };
     results.browser = b;
     say(`browser: encoder alone in a Web Worker over ${formatSize(browserFile.size)}`);
-    const enc = await encoderInWorker(browser, browserFile, opts.chunkSize, opts.browserRounds);
+    const enc = await encoderInWorker(browser, browserFile, opts.chunkSize ?? FIRST_CHUNK_BYTES, opts.browserRounds);
     b.encoder = {
       ...enc,
       readMBps: round(mbps(enc.fileSize, median(enc.readSeconds))),

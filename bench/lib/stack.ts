@@ -273,7 +273,7 @@ export interface Sent {
 }
 
 /** Opens a delivery and uploads one file through the encoder and tus-js-client, as a sender does. */
-export async function sendFile(stack: Stack, file: TestFile, chunkSize: number): Promise<Sent> {
+export async function sendFile(stack: Stack, file: TestFile, chunkSize?: number): Promise<Sent> {
   const delivery = await openDelivery(stack.app.url, { slug: stack.app.slug, senderEmail: SENDER, locale: 'sv' });
   const source = await openSource(file);
   try {
@@ -502,7 +502,7 @@ export async function startBareTus(stack: Stack): Promise<BareTus> {
 let benchKey: Promise<string> | undefined;
 
 /** The same client (encoder + tus-js-client, same chunk size) against the bare tus server. */
-export async function sendBare(bare: BareTus, file: TestFile, chunkSize: number): Promise<{ seconds: number; uploadId: string }> {
+export async function sendBare(bare: BareTus, file: TestFile, chunkSize?: number): Promise<{ seconds: number; uploadId: string }> {
   benchKey ??= testKey('Bench').then((k) => k.publicKey);
   const delivery = { deliveryId: 'bench', senderToken: 'bench', publicKeys: [await benchKey] } as CreatedDelivery;
   const source = await openSource(file);
