@@ -60,7 +60,7 @@ for (const target of await databaseTargets()) {
 
     await t.test('an edited detail is found and named', async () => {
       await db.query(`UPDATE audit_log SET detail = jsonb_set(detail, '{i}', '999') WHERE id = 500`);
-      assert.deepEqual(await verifyAuditLog(db), { ok: false, entryId: 500, reason: 'entry 500 was changed after it was written (hash differs)' });
+      assert.deepEqual(await verifyAuditLog(db), { ok: false, entryId: 500, problem: 'changed', reason: 'entry 500 was changed after it was written (hash differs)' });
       await db.query(`UPDATE audit_log SET detail = jsonb_set(detail, '{i}', '499') WHERE id = 500`);
       assert.equal((await verifyAuditLog(db)).ok, true, 'restoring the value restores the chain');
     });
@@ -79,14 +79,14 @@ for (const target of await databaseTargets()) {
 
     await t.test('a deleted row is found and named, first row included', async () => {
       await db.query('DELETE FROM audit_log WHERE id = 300');
-      assert.deepEqual(await verifyAuditLog(db), { ok: false, entryId: 300, reason: 'entry 300 is missing (the next is 301)' });
+      assert.deepEqual(await verifyAuditLog(db), { ok: false, entryId: 300, problem: 'missing', reason: 'entry 300 is missing (the next is 301)' });
       // Renumbering to hide the gap breaks the link instead.
       await db.query('UPDATE audit_log SET id = 300 WHERE id = 301');
       const r = await verifyAuditLog(db);
       assert.equal(!r.ok && r.entryId, 300);
       assert.match(!r.ok ? r.reason : '', /prev_hash|hash differs/);
       await db.query('DELETE FROM audit_log WHERE id = 1');
-      assert.deepEqual(await verifyAuditLog(db), { ok: false, entryId: 1, reason: 'entry 1 is missing (the next is 2)' });
+      assert.deepEqual(await verifyAuditLog(db), { ok: false, entryId: 1, problem: 'missing', reason: 'entry 1 is missing (the next is 2)' });
     });
   });
 

@@ -45,7 +45,8 @@ export interface AuditEntry {
 
 export type AuditVerification =
   | { ok: true; entries: number }
-  | { ok: false; entryId: number; reason: string };
+  /** `problem` for a translated message (the admin page); `reason` says the same in English. */
+  | { ok: false; entryId: number; problem: 'missing' | 'unlinked' | 'changed'; reason: string };
 
 /** JSON with object keys sorted at every level: the same value always encodes the same way. */
 function canonicalJson(value: JsonValue): string {
@@ -143,13 +144,13 @@ export async function verifyAuditLog(q: Queryable): Promise<AuditVerification> {
     if (rows.length === 0) return { ok: true, entries: expectedId - 1 };
     for (const r of rows) {
       const id = Number(r.id);
-      if (id !== expectedId) return { ok: false, entryId: expectedId, reason: `entry ${expectedId} is missing (the next is ${id})` };
+      if (id !== expectedId) return { ok: false, entryId: expectedId, problem: 'missing', reason: `entry ${expectedId} is missing (the next is ${id})` };
       const stored = r.prev_hash ? Buffer.from(r.prev_hash) : null;
       const linked = stored === null ? prevHash === null : prevHash !== null && stored.equals(prevHash);
-      if (!linked) return { ok: false, entryId: id, reason: `entry ${id} does not follow the entry before it (prev_hash differs)` };
+      if (!linked) return { ok: false, entryId: id, problem: 'unlinked', reason: `entry ${id} does not follow the entry before it (prev_hash differs)` };
       const hash = Buffer.from(r.hash);
       const computed = entryHash({ id, at: r.at, actor: r.actor, action: r.action, target: r.target, detail: r.detail, prevHash: stored });
-      if (!computed.equals(hash)) return { ok: false, entryId: id, reason: `entry ${id} was changed after it was written (hash differs)` };
+      if (!computed.equals(hash)) return { ok: false, entryId: id, problem: 'changed', reason: `entry ${id} was changed after it was written (hash differs)` };
       prevHash = hash;
       expectedId++;
     }
