@@ -108,14 +108,20 @@ async function lockAdministratorsAndUser(tx: Queryable, userId: string, actor: s
   return user;
 }
 
+/** A role as it came from a form, JSON or the command line, or a 400 MailboxError. */
+export function parseRole(value: unknown): Role {
+  const parsed = roleSchema.safeParse(value);
+  if (!parsed.success) throw new MailboxError(400, 'invalid-role', 'The role is admin or handler');
+  return parsed.data;
+}
+
 export async function setUserRole(userId: string, role: Role, actor: string): Promise<User> {
   actingUserId(actor);
-  const parsed = roleSchema.safeParse(role);
-  if (!parsed.success) throw new MailboxError(400, 'invalid-role', 'The role is admin or handler');
+  const to = parseRole(role);
   return (await db()).transaction(async (tx) => {
-    const before = parsed.data === 'handler' ? await lockAdministratorsAndUser(tx, userId, actor, 'demote') : await lockUser(tx, userId);
-    if (before.role === parsed.data) return before;
-    const user = (await tx.query<User>(`UPDATE users SET role = $2 WHERE id = $1 RETURNING ${USER_COLUMNS}`, [userId, parsed.data])).rows[0];
+    const before = to === 'handler' ? await lockAdministratorsAndUser(tx, userId, actor, 'demote') : await lockUser(tx, userId);
+    if (before.role === to) return before;
+    const user = (await tx.query<User>(`UPDATE users SET role = $2 WHERE id = $1 RETURNING ${USER_COLUMNS}`, [userId, to])).rows[0];
     await audit(tx, { actor, action: 'user.role-changed', target: `user:${userId}`, detail: { from: before.role, to: user.role } });
     return user;
   });
