@@ -1,10 +1,12 @@
 import type { Metadata } from 'next';
 import { notFound } from 'next/navigation';
+import { CopyButton } from '@/app/copy-button';
 import { requireUser } from '@/lib/auth';
 import { inboxFor, listMailboxDeliveries, type DeliverySummary } from '@/lib/deliveries/inbox';
 import { formatBytes, formatNumber, isLocale, t, type Locale } from '@/lib/i18n';
 import { LocaleFromQuery } from '@/lib/i18n/locale-from-query';
 import { requestLocale } from '@/lib/i18n/server';
+import { filedropUrl, personalMailbox, type Mailbox } from '@/lib/mailboxes';
 import { AccountBar } from './account-bar';
 import { Pagination } from './pagination';
 import { SenderAddress } from './sender';
@@ -33,6 +35,7 @@ export default async function InboxPage({ searchParams }: { searchParams: Search
   const locale = await requestLocale(searchParams);
 
   const mailboxes = await inboxFor(user.id);
+  const own = await personalMailbox(user.id);
   const chosen = mailboxParam ?? mailboxes[0]?.id;
   const list = chosen ? await listMailboxDeliveries(user.id, chosen, { page }) : null;
   if (chosen && !list) notFound();
@@ -42,6 +45,11 @@ export default async function InboxPage({ searchParams }: { searchParams: Search
       {isLocale(params.lang) && <LocaleFromQuery locale={locale} />}
       <AccountBar locale={locale} user={user} current="inbox" />
       <h1>{t(locale, 'inbox.title')}</h1>
+      {first(params.done) === 'link-rotated' && (
+        <p className="notice notice-success" role="status">
+          {t(locale, 'inbox.link.rotated')}
+        </p>
+      )}
 
       <nav aria-labelledby="mailboxes-heading">
         <h2 id="mailboxes-heading">{t(locale, 'inbox.mailboxes')}</h2>
@@ -67,6 +75,8 @@ export default async function InboxPage({ searchParams }: { searchParams: Search
           </ul>
         )}
       </nav>
+
+      {own && <OwnFiledropLink locale={locale} mailbox={own} />}
 
       {list && (
         <section aria-labelledby="deliveries-heading" className="inbox-deliveries">
@@ -101,6 +111,44 @@ export default async function InboxPage({ searchParams }: { searchParams: Search
         </section>
       )}
     </>
+  );
+}
+
+/** The handler's own filedrop link to hand out, and a way to replace it when it has gone astray. */
+function OwnFiledropLink({ locale, mailbox }: { locale: Locale; mailbox: Mailbox }) {
+  const link = filedropUrl(mailbox.filedrop_slug);
+  return (
+    <section aria-labelledby="own-link-heading" className="card own-link">
+      <h2 id="own-link-heading">{t(locale, 'inbox.link.heading')}</h2>
+      {mailbox.filedrop_enabled ? (
+        <>
+          <p>{t(locale, 'inbox.link.lead')}</p>
+          <label className="label" htmlFor="own-link">
+            {t(locale, 'inbox.link.label')}
+          </label>
+          <div className="filedrop-link">
+            <input className="input mono" id="own-link" readOnly value={link} data-testid="own-filedrop-link" />
+            <CopyButton
+              text={link}
+              texts={{
+                label: t(locale, 'inbox.link.copy'),
+                name: t(locale, 'inbox.link.copyNamed'),
+                copied: t(locale, 'inbox.link.copied'),
+                failed: t(locale, 'inbox.link.copyFailed'),
+              }}
+            />
+          </div>
+          <p className="hint">{t(locale, 'inbox.link.rotateWarning')}</p>
+          <form method="post" action={`/api/mailboxes/${mailbox.id}/link/rotate`}>
+            <button type="submit" className="button button-quiet button-small">
+              {t(locale, 'inbox.link.rotate')}
+            </button>
+          </form>
+        </>
+      ) : (
+        <p>{t(locale, 'inbox.link.disabled')}</p>
+      )}
+    </section>
   );
 }
 

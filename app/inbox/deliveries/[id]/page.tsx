@@ -1,5 +1,6 @@
 import type { Metadata } from 'next';
 import { notFound } from 'next/navigation';
+import { CopyButton } from '@/app/copy-button';
 import { requireUser } from '@/lib/auth';
 import type { RejectReason } from '@/lib/deliveries';
 import { deliveryForUser, type DeliveryFile } from '@/lib/deliveries/inbox';
@@ -9,7 +10,6 @@ import { requestLocale } from '@/lib/i18n/server';
 import { AccountBar } from '../../account-bar';
 import { SenderAddress } from '../../sender';
 import { Time } from '../../time';
-import { CopyButton } from './copy-button';
 
 type Params = Promise<{ id: string }>;
 type SearchParams = Promise<Record<string, string | string[] | undefined>>;
@@ -126,7 +126,15 @@ function FileCard({ locale, file: f }: { locale: Locale; file: DeliveryFile }) {
           <code className="sha256" data-testid="sha256">
             {f.sha256}
           </code>
-          <CopyButton locale={locale} text={f.sha256} name={f.name} />
+          <CopyButton
+            text={f.sha256}
+            texts={{
+              label: t(locale, 'delivery.file.copy'),
+              name: t(locale, 'delivery.file.copyNamed', { name: f.name }),
+              copied: t(locale, 'delivery.file.copied', { name: f.name }),
+              failed: t(locale, 'delivery.file.copyFailed'),
+            }}
+          />
         </dd>
       </dl>
       <p>
