@@ -1,6 +1,7 @@
 /**
  * The delivery lifecycle in process, against the tus handler itself: abandoned uploads are
- * cleaned up, bad submissions are refused, bad manifests reject the delivery and tell the sender.
+ * cleaned up (and the deletion audited), bad submissions are refused, bad manifests reject the
+ * delivery and tell the sender.
  */
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
@@ -54,8 +55,11 @@ for (const store of stores) {
   test(`delivery lifecycle on ${store.name}`, async (t) => {
     await useFreshProcessState(await store.env());
     await bootProcess({ worker: false });
-    const slug = (await (await db()).query<{ filedrop_slug: string }>('SELECT filedrop_slug FROM mailboxes')).rows[0].filedrop_slug;
+    const mailbox = (await (await db()).query<{ id: string; filedrop_slug: string }>('SELECT id, filedrop_slug FROM mailboxes')).rows[0];
+    const slug = mailbox.filedrop_slug;
     const open = () => createDelivery({ slug, senderEmail: 'Sender@Example.org', locale: 'en' });
+    const auditOf = async (deliveryId: string) =>
+      (await (await db()).query('SELECT actor, action, detail FROM audit_log WHERE target = $1 ORDER BY id', [`delivery:${deliveryId}`])).rows;
 
     await t.test('an abandoned upload is deleted with its parts by the expiry job', async () => {
       const d = await open();
@@ -72,6 +76,9 @@ for (const store of stores) {
       assert.equal(files.rows.length, 0);
       const late = await tus('HEAD', `/api/tus/${small}`, d);
       assert.equal(late.status, 404, 'the sender cannot write to an expired delivery');
+      assert.deepEqual(await auditOf(d.deliveryId), [
+        { actor: 'system', action: 'delivery.abandoned', detail: { mailbox: mailbox.id, reason: 'expired', fileCount: 2 } },
+      ]);
     });
 
     await t.test('a file the sender removes, finished or not, is gone from storage and database', async () => {
@@ -94,6 +101,11 @@ for (const store of stores) {
       await assert.rejects(cancelDelivery(d.deliveryId, 'wrong-token'), (e: DeliveryError) => e.status === 404);
       await cancelDelivery(d.deliveryId, d.senderToken);
       await cancelDelivery(d.deliveryId, d.senderToken); // a retried cancel is fine
+      assert.deepEqual(
+        await auditOf(d.deliveryId),
+        [{ actor: 'sender:sender@example.org', action: 'delivery.abandoned', detail: { mailbox: mailbox.id, reason: 'cancelled', fileCount: 2 } }],
+        'the deletion is audited once',
+      );
       assert.deepEqual((await keysInStore()).filter((k) => ids.some((id) => k.startsWith(id))), []);
       const row = (await (await db()).query<{ state: string }>('SELECT state FROM deliveries WHERE id = $1', [d.deliveryId])).rows[0];
       assert.equal(row.state, 'abandoned');

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import * as openpgp from 'openpgp';
+import { audit } from '@/lib/audit';
 import { config } from '@/lib/config';
 import { quarantineDelivery, verifyAndScan } from '@/lib/scan';
 import { decryptManifest, type Manifest } from '@/lib/crypto/manifest';
@@ -441,20 +442,30 @@ async function notifyHandlers(tx: Queryable, d: DeliveryRow, fileCount: number, 
 
 /**
  * Gives up a delivery still open for uploads: its uploads (objects, tus sidecars, multipart
- * parts) are deleted and it is marked abandoned. False when it was no longer open.
+ * parts) are deleted and it is marked abandoned, which the audit log records as a deletion
+ * (by the sender who cancelled, or by the system at the deadline). False when it was no longer open.
  */
-async function abandon(deliveryId: string): Promise<boolean> {
+async function abandon(deliveryId: string, reason: 'cancelled' | 'expired'): Promise<boolean> {
   const uploads = await (await db()).transaction(async (tx) => {
-    const open = await tx.query(
-      `UPDATE deliveries SET state = 'abandoned', manifest = NULL WHERE id = $1 AND state = 'uploading'`,
-      [deliveryId],
-    );
-    if (open.rowCount === 0) return undefined;
-    return (
+    const d = (
+      await tx.query<{ mailbox_id: string; sender_email: string }>(
+        `UPDATE deliveries SET state = 'abandoned', manifest = NULL WHERE id = $1 AND state = 'uploading' RETURNING mailbox_id, sender_email`,
+        [deliveryId],
+      )
+    ).rows[0];
+    if (!d) return undefined;
+    const removed = (
       await tx.query<{ upload_id: string }>(`DELETE FROM delivery_files WHERE delivery_id = $1 RETURNING upload_id`, [
         deliveryId,
       ])
     ).rows.map((r) => r.upload_id);
+    await audit(tx, {
+      actor: reason === 'cancelled' ? `sender:${d.sender_email}` : 'system',
+      action: 'delivery.abandoned',
+      target: `delivery:${deliveryId}`,
+      detail: { mailbox: d.mailbox_id, reason, fileCount: removed.length },
+    });
+    return removed;
   });
   // After the commit: a PATCH racing this sees the delivery closed, so nothing is written again.
   for (const uploadId of uploads ?? []) await objectStore().delete(uploadId);
@@ -464,7 +475,7 @@ async function abandon(deliveryId: string): Promise<boolean> {
 /** The sender cancels: everything uploaded so far is deleted at once. */
 export async function cancelDelivery(deliveryId: string, token: string | null): Promise<void> {
   const d = await senderDelivery(await db(), deliveryId, token);
-  if (!(await abandon(d.id)) && d.state !== 'abandoned') {
+  if (!(await abandon(d.id, 'cancelled')) && d.state !== 'abandoned') {
     throw new DeliveryError(409, 'delivery-closed', 'This delivery was sent already and can no longer be cancelled');
   }
 }
@@ -477,7 +488,7 @@ export async function expireAbandonedDeliveries(): Promise<number> {
     )
   ).rows;
   let abandoned = 0;
-  for (const { id } of stale) if (await abandon(id)) abandoned++;
+  for (const { id } of stale) if (await abandon(id, 'expired')) abandoned++;
   return abandoned;
 }
 
