@@ -1,6 +1,6 @@
 /**
  * The `inkast` command end to end, as an operator runs it: real processes on a PGlite data
- * directory (no app running). Link rotation, policy, key export, offline decryption of a stored
+ * directory (no app running). User administration, link rotation, policy, key export, offline decryption of a stored
  * object, the audit check before and after a row is tampered with, and the exit codes.
  */
 import assert from 'node:assert/strict';
@@ -48,7 +48,7 @@ function inkast(args: string[], env: Record<string, string>): Promise<Run> {
   });
 }
 
-test('inkast CLI: links, policy, key export, offline decrypt, audit verify', { timeout: 300_000 }, async (t) => {
+test('inkast CLI: users, links, policy, key export, offline decrypt, audit verify', { timeout: 600_000 }, async (t) => {
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'inkast-cli-'));
   const dataDir = path.join(work, 'data');
   const env = { INKAST_DATA_DIR: dataDir };
@@ -87,6 +87,38 @@ test('inkast CLI: links, policy, key export, offline decrypt, audit verify', { t
     assert.equal((await cli('mailbox', 'policy', '--mailbox', crypto.randomUUID(), '--retention-days', '3')).code, 1);
     assert.equal((await cli('link', 'rotate')).code, 2, 'no --mailbox');
     assert.equal((await cli('frobnicate', 'now')).code, 2);
+  });
+
+  await t.test('user list, disable, enable and role, with their refusals', async () => {
+    const listed = (await ok('user', 'list')).users as Record<string, unknown>[];
+    assert.deepEqual(
+      listed.map((u) => [u.email, u.role, u.disabled]),
+      [
+        ['admin@inkast.localhost', 'admin', false],
+        ['handler@example.org', 'handler', false],
+      ],
+    );
+    const handler = listed[1];
+    const personal = ((await ok('mailbox', 'list')).mailboxes as Record<string, unknown>[]).find((m) => m.id === mailboxId);
+    assert.equal(handler.filedropUrl, personal?.filedropUrl, 'the link of their personal mailbox');
+    assert.equal(handler.sharedMailboxes, 0);
+
+    assert.deepEqual(await ok('user', 'disable', 'Handler@Example.org'), { userId: handler.id, email: 'handler@example.org', disabled: true });
+    assert.equal(((await ok('user', 'list')).users as Record<string, unknown>[]).find((u) => u.id === handler.id)?.disabled, true);
+    assert.equal((await ok('user', 'enable', 'handler@example.org')).disabled, false);
+    assert.equal((await ok('user', 'role', 'handler@example.org', 'admin')).role, 'admin');
+    assert.equal((await ok('user', 'role', 'handler@example.org', 'handler')).role, 'handler');
+
+    for (const args of [['user', 'disable', 'admin@inkast.localhost'], ['user', 'role', 'admin@inkast.localhost', 'handler']]) {
+      const refused = await cli(...args);
+      assert.equal(refused.code, 1, args.join(' '));
+      assert.equal(refused.json.code, 'last-admin');
+    }
+    const unknown = await cli('user', 'disable', 'nobody@example.org');
+    assert.equal(unknown.code, 1);
+    assert.equal(unknown.json.code, 'unknown-user');
+    assert.equal((await cli('user', 'role', 'handler@example.org', 'owner')).code, 2);
+    assert.equal((await cli('user', 'enable')).code, 2, 'no address');
   });
 
   const keyFile = path.join(work, 'mailbox-key.asc');

@@ -11,6 +11,10 @@ import { decryptObjectFile, OfflineError, readExportedKeys, readPassphraseFile }
 const USAGE = `Usage: inkast <command> [options]
 
   user create --email ADDRESS --name NAME [--role handler|admin] [--locale sv|en]
+  user list                            every user: role, state, filedrop link, shared mailboxes
+  user disable ADDRESS                 signs the user out everywhere and keeps them out
+  user enable ADDRESS
+  user role ADDRESS admin|handler      (the last enabled administrator stays one)
   mailbox create --name NAME [--email FUNCTIONAL-ADDRESS]
   mailbox add-member --mailbox ID-OR-SLUG --email USER-ADDRESS
   mailbox list
@@ -124,12 +128,13 @@ async function run(): Promise<void> {
   const { addMember, createSharedMailbox, createUser, filedropUrl, findMailbox, findUserByEmail, listMailboxes, MailboxError } = mailboxes;
   const command = `${noun} ${verb ?? ''}`.trim();
   const known = [
-    'user create', 'mailbox create', 'mailbox add-member', 'mailbox list', 'mailbox policy', 'link rotate', 'link disable',
+    'user create', 'user list', 'user disable', 'user enable', 'user role', 'mailbox create', 'mailbox add-member', 'mailbox list', 'mailbox policy', 'link rotate', 'link disable',
     'link enable', 'key rotate', 'key export', 'master-key rotate', 'delivery delete', 'retention run', 'audit verify',
   ];
   if (!known.includes(command)) throw new UsageError(`Unknown command: ${command}`);
   await bootProcess({ worker: false });
   const admin = await import('@/lib/admin');
+  const userAdmin = await import('@/lib/admin/users');
   const mailboxArg = async () => admin.requireMailbox(need('mailbox'));
   switch (command) {
     case 'user create': {
@@ -144,6 +149,47 @@ async function run(): Promise<void> {
         { userId: user.id, email: user.email, role: user.role, mailboxId: mailbox.id, filedropUrl: url },
         `Created ${user.role} ${user.email}\nFiledrop link: ${url}`,
       );
+      break;
+    }
+    case 'user list': {
+      const rows = (await userAdmin.listUsers()).map((u) => ({
+        id: u.id,
+        email: u.email,
+        name: u.display_name,
+        role: u.role,
+        locale: u.locale,
+        disabled: u.disabled_at !== null,
+        createdAt: u.created_at.toISOString(),
+        filedropUrl: u.filedrop_slug && filedropUrl(u.filedrop_slug),
+        sharedMailboxes: u.shared_mailboxes,
+      }));
+      print(
+        { users: rows },
+        rows
+          .map((r) => `${r.role.padEnd(7)} ${r.email}  ${r.name}  ${r.filedropUrl ?? '(no personal mailbox)'}  shared: ${r.sharedMailboxes}${r.disabled ? '  (disabled)' : ''}`)
+          .join('\n'),
+      );
+      break;
+    }
+    case 'user disable':
+    case 'user enable':
+    case 'user role': {
+      const address = positionals[2];
+      if (!address) throw new UsageError(`${command} needs the user's email address`);
+      const u = await findUserByEmail(address);
+      if (!u) throw new MailboxError(404, 'unknown-user', `No user ${address}`);
+      if (verb === 'role') {
+        if (positionals[3] !== 'admin' && positionals[3] !== 'handler') throw new UsageError('user role needs the role: admin or handler');
+        const changed = await userAdmin.setUserRole(u.id, positionals[3], ACTOR);
+        print({ userId: changed.id, email: changed.email, role: changed.role }, `${changed.email} is ${changed.role === 'admin' ? 'an administrator' : 'a handler'}`);
+      } else {
+        const changed = verb === 'disable' ? await userAdmin.disableUser(u.id, ACTOR) : await userAdmin.enableUser(u.id, ACTOR);
+        const disabled = changed.disabled_at !== null;
+        print(
+          { userId: changed.id, email: changed.email, disabled },
+          disabled ? `${changed.email} is disabled and signed out everywhere` : `${changed.email} is enabled`,
+        );
+      }
       break;
     }
     case 'mailbox create': {
