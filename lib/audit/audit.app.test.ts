@@ -6,6 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { audit } from '@/lib/audit';
 import { openDb, type Db } from '@/lib/db';
 import { startApp, type RunningApp } from '@/lib/testing/app';
 import { signInWithEmail, startMailCatcher, type MailCatcher } from '@/lib/testing/sign-in';
@@ -106,7 +107,7 @@ describe('the audit log through the built app', { skip: pgAdmin ? false : 'needs
     const page = await get('/admin/audit?lang=en&from=yesterday', adminCookie);
     assert.equal(page.status, 200);
     const html = await page.text();
-    assert.match(html, /role="alert"[^>]*>The filter cannot be used\. Check: from\./);
+    assert.match(html, /role="alert"[^>]*>The filter cannot be used\. Check: from day\./);
     assert.match(html, /id="audit-from"[^>]*aria-invalid="true"|aria-invalid="true"[^>]*id="audit-from"/);
   });
 
@@ -126,6 +127,17 @@ describe('the audit log through the built app', { skip: pgAdmin ? false : 'needs
     const all = tableRows(await (await get('/admin/audit?lang=en', adminCookie)).text());
     assert.ok(all.length > rows.length);
     assert.ok(all.some((r) => r.includes('auth.sign-in-link-sent')));
+  });
+
+  test('pages keep the filter', async () => {
+    for (let i = 0; i < 55; i++) await q.transaction((tx) => audit(tx, { actor: 'system', action: 'test.paged', target: `n:${i}` }));
+    const one = await (await get('/admin/audit?lang=en&action=test.paged', adminCookie)).text();
+    assert.equal(tableRows(one).length, 50);
+    assert.match(one, /page 1 of 2, matches: 55</);
+    const next = /<a href="([^"]+)" rel="next"/.exec(one)?.[1].replaceAll('&amp;', '&');
+    assert.equal(next, '/admin/audit?action=test.paged&page=2');
+    const two = tableRows(await (await get(`${next}&lang=en`, adminCookie)).text());
+    assert.deepEqual(two.map((r) => /n:(\d+)/.exec(r)?.[1]), ['4', '3', '2', '1', '0'], 'the oldest five, newest first');
   });
 
   test('checking the chain: intact, then broken where it was changed', async () => {
