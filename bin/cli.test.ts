@@ -1,7 +1,8 @@
 /**
  * The `inkast` command end to end, as an operator runs it: real processes on a PGlite data
- * directory (no app running). User administration, link rotation, policy, key export, offline decryption of a stored
- * object, the audit check before and after a row is tampered with, and the exit codes.
+ * directory (no app running). User administration, link rotation, policy, key export, offline
+ * decryption of a stored object, the audit check before and after a row is tampered with, and
+ * the exit codes.
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
