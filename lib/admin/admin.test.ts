@@ -16,7 +16,7 @@ import { collect, encoderFor, memorySource } from '@/lib/crypto/testing';
 import { db } from '@/lib/db';
 import { createDelivery, DeliveryError } from '@/lib/deliveries';
 import { createSharedMailbox, findFiledropMailbox, mailboxPrivateKeys, mailboxPublicKeys, MailboxError } from '@/lib/mailboxes';
-import { masterKey, masterKeyFrom } from '@/lib/mailboxes/master-key';
+import { masterKey, masterKeyFrom, UnknownMasterKeyError } from '@/lib/mailboxes/master-key';
 import { useFreshProcessState } from '@/lib/testing/process';
 import { exportMailboxKey, rotateFiledropLink, rotateMailboxKey, rotateMasterKey, setFiledropEnabled, setMailboxPolicy } from './index';
 import { OfflineError, readExportedKeys } from './offline';
@@ -169,7 +169,7 @@ test('mailbox administration', async (t) => {
     const newId = masterKeyFrom(newKey).id;
     const count = Number((await q.query<{ n: number }>('SELECT count(*)::int AS n FROM mailbox_keys')).rows[0].n);
     const r = await rotateMasterKey(newKey, ADMIN);
-    assert.deepEqual(r, { from: oldMk.id, to: newId, rewrapped: count, alreadyUnderNew: 0 });
+    assert.deepEqual(r, { from: [oldMk.id], to: newId, rewrapped: count, alreadyUnderNew: 0 });
     assert.deepEqual(
       (await q.query<{ master_key_id: string }>('SELECT DISTINCT master_key_id FROM mailbox_keys')).rows.map((x) => x.master_key_id),
       [newId],
@@ -179,12 +179,39 @@ test('mailbox administration', async (t) => {
 
     // A process still on the old key cannot read them; one started with the new key can.
     await useFreshProcessState({ INKAST_DATA_DIR: dataDir });
-    await assert.rejects(mailboxPrivateKeys(await db(), mailbox.id), /another master key/);
+    await assert.rejects(mailboxPrivateKeys(await db(), mailbox.id), UnknownMasterKeyError);
     await useFreshProcessState({ INKAST_DATA_DIR: dataDir, INKAST_MASTER_KEY: newKey.toString('base64') });
     const keys = await readPrivateKeys(await mailboxPrivateKeys(await db(), mailbox.id));
     assert.deepEqual(await openWith(oldObject, keys), { name: 'before.txt', data: Buffer.from(before) });
     assert.deepEqual(await openWith(newObject, keys), { name: 'after.txt', data: Buffer.from(after) });
     assert.equal((await lastAudit('master-key.rotated')).detail.to, newId);
+  });
+
+  await t.test('rolling master key rotation: both keys read while the rows move, then the new one alone', async () => {
+    const oldKey = masterKey().key;
+    const newKey = crypto.randomBytes(32);
+    const newId = masterKeyFrom(newKey).id;
+    await rejects(rotateMasterKey(undefined, ADMIN), 400, 'no-previous-master-key');
+    // Step 1: processes restart with the new key and the old one as previous.
+    await useFreshProcessState({ INKAST_DATA_DIR: dataDir, INKAST_MASTER_KEY: newKey.toString('base64'), INKAST_MASTER_KEY_PREVIOUS: oldKey.toString('base64') });
+    const q2 = await db();
+    assert.equal((await readPrivateKeys(await mailboxPrivateKeys(q2, mailbox.id))).length, 2, 'rows under the previous key still read');
+    const created = await createSharedMailbox({ name: 'Mottagning' });
+    const ids = async () =>
+      (await q2.query<{ master_key_id: string }>('SELECT master_key_id FROM mailbox_keys ORDER BY created_at')).rows.map((x) => x.master_key_id);
+    assert.equal((await ids()).at(-1), newId, 'a new mailbox key is wrapped under the new master key');
+    // Step 2: the rows move.
+    const count = (await ids()).length;
+    const r = await rotateMasterKey(undefined, ADMIN);
+    assert.deepEqual(r, { from: [masterKeyFrom(oldKey).id], to: newId, rewrapped: count - 1, alreadyUnderNew: 1 });
+    assert.deepEqual([...new Set(await ids())], [newId]);
+    assert.deepEqual(await rotateMasterKey(undefined, ADMIN), { from: [], to: newId, rewrapped: 0, alreadyUnderNew: count }, 'repeating changes nothing');
+    // Step 3: the previous key goes; everything reads with the new one alone.
+    await useFreshProcessState({ INKAST_DATA_DIR: dataDir, INKAST_MASTER_KEY: newKey.toString('base64') });
+    const keys = await readPrivateKeys(await mailboxPrivateKeys(await db(), mailbox.id));
+    assert.deepEqual(await openWith(oldObject, keys), { name: 'before.txt', data: Buffer.from(before) });
+    assert.deepEqual(await openWith(newObject, keys), { name: 'after.txt', data: Buffer.from(after) });
+    assert.equal((await mailboxPrivateKeys(await db(), created.id)).length, 1);
   });
 
   await t.test('the audit chain holds after all of it', async () => {

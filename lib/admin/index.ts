@@ -4,21 +4,24 @@
  * decryption — and the instance-wide master key rotation. Every change is audited in the same
  * transaction as the change itself (lib/audit). Deletion and retention: lib/deliveries/retention.
  *
- * Master key rotation (no second key in the running processes):
- *   1. stop the app and every worker (they hold the old key);
- *   2. `npx inkast master-key rotate --new-key-file NEW` with the OLD key still configured:
- *      every wrapped private key is re-wrapped under NEW in one transaction;
- *   3. set INKAST_MASTER_KEY to NEW (or put NEW in `<dataDir>/master.key` when the embedded
- *      default is in use) and start again. Keep the old key until a backup under NEW exists.
- * Rotation is idempotent: rows already under NEW are left as they are, so step 2 may be repeated.
+ * Master key rotation without downtime (every process accepts both keys while rows move):
+ *   1. restart the app instances and workers one at a time with INKAST_MASTER_KEY=NEW and
+ *      INKAST_MASTER_KEY_PREVIOUS=OLD: each unwraps under either, wraps new keys under NEW;
+ *   2. `npx inkast master-key rotate` (same settings): every key still under OLD is re-wrapped
+ *      under NEW in one transaction;
+ *   3. remove INKAST_MASTER_KEY_PREVIOUS, restarting one at a time. Keep OLD until a backup
+ *      under NEW exists.
+ * The embedded default (`<dataDir>/master.key`, one process) rotates offline instead: stop the
+ * app, `master-key rotate --new-key-file NEW`, put NEW in the key file, start again. Rotation is
+ * idempotent: rows already under the target are left as they are, so it may be repeated.
  */
 import * as openpgp from 'openpgp';
 import { z } from 'zod';
 import { audit } from '@/lib/audit';
-import { generateMailboxKey, unwrapPrivateKey, wrapPrivateKey } from '@/lib/crypto/keys';
+import { generateMailboxKey, wrapPrivateKey } from '@/lib/crypto/keys';
 import { db, type Queryable } from '@/lib/db';
 import { findMailbox, MailboxError, newFiledropSlug, type Mailbox } from '@/lib/mailboxes';
-import { masterKey, masterKeyFrom, type MasterKey } from '@/lib/mailboxes/master-key';
+import { masterKey, masterKeyById, masterKeyFrom, previousMasterKey, unwrapMailboxKey, type MasterKey } from '@/lib/mailboxes/master-key';
 
 export { MailboxError as AdminError };
 
@@ -37,8 +40,11 @@ export async function lockMailbox(tx: Queryable, mailboxId: string): Promise<Mai
 }
 
 /** Every admin change names who made it: `user:<id>` or `system`. */
-export function checkActor(actor: string): void {
-  if (!/^(user:[0-9a-f-]{36}|system)$/i.test(actor)) throw new TypeError(`admin: bad actor ${JSON.stringify(actor)}`);
+/** The acting user's id (null for `system`); anything else is a programming error. */
+export function checkActor(actor: string): string | null {
+  const m = /^(?:user:([0-9a-f-]{36})|system)$/i.exec(actor);
+  if (!m) throw new TypeError(`admin: bad actor ${JSON.stringify(actor)}`);
+  return m[1]?.toLowerCase() ?? null;
 }
 
 /**
@@ -158,7 +164,8 @@ export async function rotateMailboxKey(mailboxId: string, actor: string): Promis
 }
 
 export interface MasterKeyRotation {
-  from: string;
+  /** The master key ids the keys were re-wrapped from. */
+  from: string[];
   to: string;
   /** Keys re-wrapped now. */
   rewrapped: number;
@@ -167,44 +174,54 @@ export interface MasterKeyRotation {
 }
 
 /**
- * Re-wraps every mailbox private key from the process's master key to `newKey`, in one
- * transaction: all rows move or none. A row under neither key stops it (nothing changes). The
- * process then uses the new key; other processes must restart with it (see the module comment).
+ * Re-wraps every mailbox private key under the target master key, in one transaction: all rows
+ * move or none. With `newKey` the target is that key (the offline way: the process's key, and
+ * any previous one, are replaced; restart everything with the new key). Without it the target is
+ * the process's current key, and the rows still under INKAST_MASTER_KEY_PREVIOUS move to it (the
+ * rolling way, without downtime). A row under no key this process has stops it (nothing changes).
  */
-export async function rotateMasterKey(newKey: Buffer, actor: string): Promise<MasterKeyRotation> {
+export async function rotateMasterKey(newKey: Buffer | undefined, actor: string): Promise<MasterKeyRotation> {
   checkActor(actor);
-  if (newKey.length !== 32) throw new MailboxError(400, 'invalid-master-key', `The new master key must be 32 bytes, got ${newKey.length}`);
   const current = masterKey();
-  const next: MasterKey = masterKeyFrom(Buffer.from(newKey));
-  if (next.id === current.id) throw new MailboxError(409, 'same-master-key', 'The new master key is the one in use');
+  let target = current;
+  if (newKey) {
+    if (newKey.length !== 32) throw new MailboxError(400, 'invalid-master-key', `The new master key must be 32 bytes, got ${newKey.length}`);
+    target = masterKeyFrom(Buffer.from(newKey));
+    if (target.id === current.id) throw new MailboxError(409, 'same-master-key', 'The new master key is the one in use');
+  } else if (!previousMasterKey()) {
+    throw new MailboxError(400, 'no-previous-master-key', 'Set INKAST_MASTER_KEY_PREVIOUS to the key being replaced, or give the new key');
+  }
   const result = await (await db()).transaction(async (tx) => {
     const rows = (
       await tx.query<{ id: string; wrapped_private_key: Uint8Array; master_key_id: string }>(
         'SELECT id, wrapped_private_key, master_key_id FROM mailbox_keys ORDER BY created_at FOR UPDATE',
       )
     ).rows;
+    const from = new Set<string>();
     let rewrapped = 0;
     let alreadyUnderNew = 0;
     for (const r of rows) {
-      if (r.master_key_id === next.id) {
+      if (r.master_key_id === target.id) {
         alreadyUnderNew++;
         continue;
       }
-      if (r.master_key_id !== current.id) {
-        throw new MailboxError(409, 'unknown-master-key', `Key ${r.id} is wrapped under master key ${r.master_key_id}, neither the current nor the new one`);
+      if (!masterKeyById(r.master_key_id)) {
+        throw new MailboxError(409, 'unknown-master-key', `Key ${r.id} is wrapped under master key ${r.master_key_id}, which is not configured`);
       }
-      const armored = unwrapPrivateKey(current.key, current.id, Buffer.from(r.wrapped_private_key));
+      const armored = unwrapMailboxKey(r.wrapped_private_key, r.master_key_id);
       await tx.query('UPDATE mailbox_keys SET wrapped_private_key = $2, master_key_id = $3 WHERE id = $1', [
         r.id,
-        wrapPrivateKey(next.key, next.id, armored),
-        next.id,
+        wrapPrivateKey(target.key, target.id, armored),
+        target.id,
       ]);
+      from.add(r.master_key_id);
       rewrapped++;
     }
-    await audit(tx, { actor, action: 'master-key.rotated', detail: { from: current.id, to: next.id, rewrapped, alreadyUnderNew } });
-    return { from: current.id, to: next.id, rewrapped, alreadyUnderNew };
+    const rotation = { from: [...from], to: target.id, rewrapped, alreadyUnderNew };
+    await audit(tx, { actor, action: 'master-key.rotated', detail: { ...rotation } });
+    return rotation;
   });
-  (globalThis as typeof globalThis & { __inkastMasterKey?: MasterKey }).__inkastMasterKey = next;
+  if (target !== current) (globalThis as typeof globalThis & { __inkastMasterKey?: MasterKey }).__inkastMasterKey = target;
   return result;
 }
 
@@ -227,7 +244,6 @@ export async function exportMailboxKey(mailboxId: string, passphrase: string, ac
     throw new MailboxError(400, 'weak-passphrase', `The passphrase must be at least ${MIN_PASSPHRASE_LENGTH} characters`);
   }
   const mailbox = await requireMailbox(mailboxId);
-  const mk = masterKey();
   const q = await db();
   const rows = (
     await q.query<{ fingerprint: string; wrapped_private_key: Uint8Array; master_key_id: string }>(
@@ -237,8 +253,8 @@ export async function exportMailboxKey(mailboxId: string, passphrase: string, ac
   ).rows;
   const blocks: string[] = [];
   for (const r of rows) {
-    if (r.master_key_id !== mk.id) throw new MailboxError(409, 'unknown-master-key', `Key ${r.fingerprint} is wrapped under another master key`);
-    const privateKey = await openpgp.readPrivateKey({ armoredKey: unwrapPrivateKey(mk.key, mk.id, Buffer.from(r.wrapped_private_key)) });
+    if (!masterKeyById(r.master_key_id)) throw new MailboxError(409, 'unknown-master-key', `Key ${r.fingerprint} is wrapped under a master key that is not configured`);
+    const privateKey = await openpgp.readPrivateKey({ armoredKey: unwrapMailboxKey(r.wrapped_private_key, r.master_key_id) });
     blocks.push((await openpgp.encryptKey({ privateKey, passphrase })).armor());
   }
   const fingerprints = rows.map((r) => r.fingerprint);

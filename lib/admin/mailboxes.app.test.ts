@@ -110,7 +110,7 @@ describe('mailbox administration through the built app', () => {
 
     const unknown = await postForm(`/api/admin/mailboxes/${remisser.id}/members`, admin, { back, email: 'nobody@region.example', role: 'handler' });
     assert.equal(unknown.headers.get('location'), `${back}?error=unknown-user`);
-    assert.match((await get(`${back}?error=unknown-user`, admin)).html, /role="alert"[^>]*>Det finns ingen användare med den e-postadressen/);
+    assert.match((await get(`${back}?error=unknown-user`, admin)).html, /role="alert"[^>]*>Användaren finns inte/);
 
     const policy = await postForm(`/api/admin/mailboxes/${remisser.id}/policy`, admin, { back, maxDeliveryGB: '0,5', maxFiles: '3', retentionDays: '10' });
     assert.equal(policy.headers.get('location'), `${back}?done=policy-saved`);

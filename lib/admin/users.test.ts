@@ -111,7 +111,6 @@ for (const target of await databaseTargets()) {
         { email: 'x@example.org', displayName: '   ', role: 'handler', locale: 'sv' },
         { email: 'x@example.org', displayName: 'X', role: 'owner', locale: 'sv' },
         { email: 'x@example.org', displayName: 'X', role: 'handler', locale: 'de' },
-        { email: 'x@example.org', displayName: 'X' },
         { email: 'x@example.org', displayName: 'X', role: 'handler', locale: 'sv', admin: true },
       ]) {
         await rejects(inviteUser(bad, asAda), 400, 'invalid-user');
@@ -221,6 +220,12 @@ for (const target of await databaseTargets()) {
       const mixed = await Promise.allSettled([setUserRole(other.id, 'handler', `user:${winner.id}`), disableUser(winner.id, `user:${other.id}`)]);
       assert.equal(mixed.filter((o) => o.status === 'fulfilled').length, 1, JSON.stringify(mixed));
       assert.equal(await count(`SELECT 1 FROM users WHERE role = 'admin' AND disabled_at IS NULL`), 1);
+    });
+
+    await t.test('an invitation without role or language makes a Swedish-speaking handler', async () => {
+      const invited = await inviteUser({ email: 'dag@example.org', displayName: 'Dag' }, asAda);
+      assert.equal(invited.role, 'handler');
+      assert.equal(invited.locale, 'sv');
     });
 
     await t.test('the audit chain holds after all of it', async () => {

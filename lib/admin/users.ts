@@ -12,6 +12,7 @@ import { audit } from '@/lib/audit';
 import { db, type Queryable } from '@/lib/db';
 import { queueMail } from '@/lib/mail';
 import { createUser, emailSchema, filedropUrl, MailboxError, type Role, type User } from '@/lib/mailboxes';
+import { checkActor } from './index';
 
 export interface ListedUser extends User {
   created_at: Date;
@@ -37,21 +38,14 @@ export async function listUsers(): Promise<ListedUser[]> {
   return (await (await db()).query<ListedUser>(`${LISTED_USERS} ORDER BY u.disabled_at IS NOT NULL, lower(u.display_name), u.email`)).rows;
 }
 
-/** The acting user's id (null for `system`); anything else is a programming error. */
-function actingUserId(actor: string): string | null {
-  const m = /^(?:user:([0-9a-f-]{36})|system)$/i.exec(actor);
-  if (!m) throw new TypeError(`admin: bad actor ${JSON.stringify(actor)}`);
-  return m[1]?.toLowerCase() ?? null;
-}
-
 const userIdSchema = z.uuid();
 const roleSchema = z.enum(['admin', 'handler']);
 
 const invitationSchema = z.strictObject({
   email: emailSchema,
   displayName: z.string().trim().min(1).max(200),
-  role: roleSchema,
-  locale: z.enum(['sv', 'en']),
+  role: roleSchema.default('handler'),
+  locale: z.enum(['sv', 'en']).default('sv'),
 });
 
 export type Invitation = z.input<typeof invitationSchema>;
@@ -62,7 +56,7 @@ export type Invitation = z.input<typeof invitationSchema>;
  * came from a form or JSON: validated here.
  */
 export async function inviteUser(input: { [K in keyof Invitation]?: unknown }, actor: string): Promise<ListedUser> {
-  actingUserId(actor);
+  checkActor(actor);
   const parsed = invitationSchema.safeParse(input);
   if (!parsed.success) throw new MailboxError(400, 'invalid-user', z.prettifyError(parsed.error));
   const invitation = parsed.data;
@@ -99,7 +93,7 @@ async function lockAdministratorsAndUser(tx: Queryable, userId: string, actor: s
   ).rows.map((r) => r.id);
   const user = await lockUser(tx, userId);
   const stillAdmin = user.role === 'admin' && user.disabled_at === null;
-  if (actingUserId(actor) === user.id) {
+  if (checkActor(actor) === user.id) {
     throw new MailboxError(409, 'own-account', `An administrator may not ${what} their own account`);
   }
   if (stillAdmin && admins.length <= 1) {
@@ -116,7 +110,7 @@ export function parseRole(value: unknown): Role {
 }
 
 export async function setUserRole(userId: string, role: Role, actor: string): Promise<User> {
-  actingUserId(actor);
+  checkActor(actor);
   const to = parseRole(role);
   return (await db()).transaction(async (tx) => {
     const before = to === 'handler' ? await lockAdministratorsAndUser(tx, userId, actor, 'demote') : await lockUser(tx, userId);
@@ -129,7 +123,7 @@ export async function setUserRole(userId: string, role: Role, actor: string): Pr
 
 /** Switches the user off: they cannot sign in, and every session they have ends with its next request. */
 export async function disableUser(userId: string, actor: string): Promise<User> {
-  actingUserId(actor);
+  checkActor(actor);
   return (await db()).transaction(async (tx) => {
     const before = await lockAdministratorsAndUser(tx, userId, actor, 'disable');
     if (before.disabled_at !== null) return before;
@@ -146,7 +140,7 @@ export async function disableUser(userId: string, actor: string): Promise<User> 
 }
 
 export async function enableUser(userId: string, actor: string): Promise<User> {
-  actingUserId(actor);
+  checkActor(actor);
   return (await db()).transaction(async (tx) => {
     const before = await lockUser(tx, userId);
     if (before.disabled_at === null) return before;

@@ -47,6 +47,11 @@ const schema = z.object({
     .string()
     .refine((v) => Buffer.from(v, 'base64').length === 32, 'must be 32 bytes, base64-encoded')
     .optional(),
+  // During a master key rotation: the key being replaced, still accepted for unwrapping.
+  INKAST_MASTER_KEY_PREVIOUS: z
+    .string()
+    .refine((v) => Buffer.from(v, 'base64').length === 32, 'must be 32 bytes, base64-encoded')
+    .optional(),
   INKAST_SESSION_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
   S3_ENDPOINT: z.url().optional(),
   S3_BUCKET: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'must be a valid bucket name').optional(),
@@ -104,6 +109,7 @@ export interface Config {
   port: number;
   databaseUrl: string | undefined;
   masterKey: Buffer | undefined;
+  masterKeyPrevious: Buffer | undefined;
   sessionSecret: string | undefined;
   s3:
     | {
@@ -181,6 +187,7 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
     port: e.PORT,
     databaseUrl: e.DATABASE_URL,
     masterKey: e.INKAST_MASTER_KEY ? Buffer.from(e.INKAST_MASTER_KEY, 'base64') : undefined,
+    masterKeyPrevious: e.INKAST_MASTER_KEY_PREVIOUS ? Buffer.from(e.INKAST_MASTER_KEY_PREVIOUS, 'base64') : undefined,
     sessionSecret: e.INKAST_SESSION_SECRET,
     s3: e.S3_BUCKET
       ? {

@@ -2,9 +2,9 @@ import crypto from 'node:crypto';
 import bs58 from 'bs58';
 import { z } from 'zod';
 import { config } from '@/lib/config';
-import { generateMailboxKey, unwrapPrivateKey, wrapPrivateKey } from '@/lib/crypto/keys';
+import { generateMailboxKey, wrapPrivateKey } from '@/lib/crypto/keys';
 import { db, type Queryable } from '@/lib/db';
-import { masterKey, type MasterKey } from './master-key';
+import { masterKey, unwrapMailboxKey, type MasterKey } from './master-key';
 
 export type Role = 'admin' | 'handler';
 export type Locale = 'sv' | 'en';
@@ -201,17 +201,13 @@ export async function mailboxPublicKeys(q: Queryable, mailboxId: string): Promis
 
 /** Every private key the mailbox ever had (old deliveries stay readable after rotation), unwrapped. */
 export async function mailboxPrivateKeys(q: Queryable, mailboxId: string): Promise<string[]> {
-  const mk = masterKey();
   const rows = (
     await q.query<{ wrapped_private_key: Uint8Array; master_key_id: string }>(
       `SELECT wrapped_private_key, master_key_id FROM mailbox_keys WHERE mailbox_id = $1 ORDER BY created_at DESC`,
       [mailboxId],
     )
   ).rows;
-  return rows.map((r) => {
-    if (r.master_key_id !== mk.id) throw new Error(`A key of mailbox ${mailboxId} is wrapped under another master key`);
-    return unwrapPrivateKey(mk.key, mk.id, Buffer.from(r.wrapped_private_key));
-  });
+  return rows.map((r) => unwrapMailboxKey(r.wrapped_private_key, r.master_key_id));
 }
 
 /**

@@ -2,6 +2,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { config } from '@/lib/config';
+import { unwrapPrivateKey } from '@/lib/crypto/keys';
 
 export interface MasterKey {
   /** Names the key without revealing it; stored beside everything wrapped with it. */
@@ -37,7 +38,7 @@ export function loadOrCreateKeyFile(file: string): Buffer {
   return key;
 }
 
-const g = globalThis as typeof globalThis & { __inkastMasterKey?: MasterKey };
+const g = globalThis as typeof globalThis & { __inkastMasterKey?: MasterKey; __inkastPreviousMasterKey?: MasterKey | null };
 
 /** The instance master key: INKAST_MASTER_KEY, or `<dataDir>/master.key`. */
 export function masterKey(): MasterKey {
@@ -46,4 +47,37 @@ export function masterKey(): MasterKey {
     g.__inkastMasterKey = masterKeyFrom(c.masterKey ?? loadOrCreateKeyFile(path.join(c.dataDir, 'master.key')));
   }
   return g.__inkastMasterKey;
+}
+
+/**
+ * INKAST_MASTER_KEY_PREVIOUS: during a rotation without downtime, the key being replaced. Every
+ * process then unwraps under either key while `inkast master-key rotate` re-wraps the rows.
+ */
+export function previousMasterKey(): MasterKey | undefined {
+  if (g.__inkastPreviousMasterKey === undefined) {
+    const previous = config().masterKeyPrevious;
+    g.__inkastPreviousMasterKey = previous ? masterKeyFrom(previous) : null;
+  }
+  return g.__inkastPreviousMasterKey ?? undefined;
+}
+
+/** The master key with this id: the current one or, during a rotation, the previous one. */
+export function masterKeyById(id: string): MasterKey | undefined {
+  const current = masterKey();
+  if (id === current.id) return current;
+  const previous = previousMasterKey();
+  return previous?.id === id ? previous : undefined;
+}
+
+export class UnknownMasterKeyError extends Error {
+  constructor(readonly masterKeyId: string) {
+    super(`A mailbox key is wrapped under master key ${masterKeyId}, which this process does not have (INKAST_MASTER_KEY, INKAST_MASTER_KEY_PREVIOUS)`);
+  }
+}
+
+/** A mailbox private key (armored), unwrapped with whichever configured master key wrapped it. */
+export function unwrapMailboxKey(wrapped: Uint8Array, masterKeyId: string): string {
+  const mk = masterKeyById(masterKeyId);
+  if (!mk) throw new UnknownMasterKeyError(masterKeyId);
+  return unwrapPrivateKey(mk.key, mk.id, Buffer.from(wrapped));
 }

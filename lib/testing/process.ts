@@ -7,7 +7,7 @@ import { closeDb } from '@/lib/db';
 import { closeUploads } from '@/lib/uploads';
 import { newDataDir } from './app';
 
-const SINGLETONS = ['__inkastConfig', '__inkastDb', '__inkastObjectStore', '__inkastTus', '__inkastMasterKey', '__inkastBoot'];
+const SINGLETONS = ['__inkastConfig', '__inkastDb', '__inkastObjectStore', '__inkastTus', '__inkastMasterKey', '__inkastPreviousMasterKey', '__inkastBoot'];
 const CONFIG_KEYS = /^(INKAST_|S3_|SMTP_URL$|DATABASE_URL$|MAIL_FROM$)/;
 
 export async function useFreshProcessState(env: Record<string, string> = {}): Promise<{ dataDir: string }> {
