@@ -190,6 +190,16 @@ test('inkast CLI: users, links, policy, key export, offline decrypt, audit verif
     assert.equal(fresh.code, 0, fresh.stderr);
     const again = await inkast(['master-key', 'rotate', '--new-key-file', newKeyFile], { ...env, INKAST_MASTER_KEY: newKey });
     assert.equal(again.code, 1, 'the key in use already');
+
+    // The rolling way: processes run with a newer key and the current one as previous, then the rows move.
+    const newer = crypto.randomBytes(32).toString('base64');
+    const rolling = { ...env, INKAST_MASTER_KEY: newer, INKAST_MASTER_KEY_PREVIOUS: newKey };
+    assert.equal((await inkast(['master-key', 'rotate'], { ...env, INKAST_MASTER_KEY: newKey })).code, 2, 'no previous key configured');
+    const rolled = await inkast(['master-key', 'rotate'], rolling);
+    assert.equal(rolled.code, 0, rolled.stderr);
+    assert.equal(rolled.json.rewrapped, r.rewrapped);
+    const alone = await inkast(['key', 'export', '--mailbox', mailboxId, '--passphrase-file', passFile, '--out', out('newer.asc')], { ...env, INKAST_MASTER_KEY: newer });
+    assert.equal(alone.code, 0, `the newer key alone reads every key: ${alone.stderr}`);
     assert.deepEqual(await ok('retention', 'run'), { deleted: [] });
     assert.equal((await cli('delivery', 'delete', '--delivery', crypto.randomUUID())).code, 1);
   });

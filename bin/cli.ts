@@ -16,7 +16,7 @@ const USAGE = `Usage: inkast <command> [options]
   user enable ADDRESS
   user role ADDRESS admin|handler      (the last enabled administrator stays one)
   mailbox create --name NAME [--email FUNCTIONAL-ADDRESS]
-  mailbox add-member --mailbox ID-OR-SLUG --email USER-ADDRESS
+  mailbox add-member --mailbox ID-OR-SLUG --email USER-ADDRESS [--role handler|manager]
   mailbox list
   mailbox policy --mailbox ID-OR-SLUG [--verified-sender true|false] [--max-bytes N]
                  [--max-files N] [--retention-days N]
@@ -26,9 +26,12 @@ const USAGE = `Usage: inkast <command> [options]
   key rotate --mailbox ID-OR-SLUG      new key pair; earlier deliveries stay readable
   key export --mailbox ID-OR-SLUG --passphrase-file FILE --out FILE
                                        every private key of the mailbox, passphrase-protected
+  master-key rotate                    re-wraps every private key still under
+                                       INKAST_MASTER_KEY_PREVIOUS under INKAST_MASTER_KEY
+                                       (rolling, no downtime: see docs/OPERATIONS.md)
   master-key rotate --new-key-file FILE
-                                       re-wraps every private key under a new master key
-                                       (stop the app and workers first; afterwards set
+                                       offline: re-wraps every private key under a new master
+                                       key (stop the app and workers first; afterwards set
                                        INKAST_MASTER_KEY to the new key and start them again)
   delivery delete --delivery ID        deletes a delivered or rejected delivery now
   retention run                        deletes what is past retention now (the worker does so hourly)
@@ -125,7 +128,7 @@ async function run(): Promise<void> {
     return new Promise(() => {}); // runs until SIGTERM
   }
   const mailboxes = await import('@/lib/mailboxes');
-  const { addMember, createSharedMailbox, createUser, filedropUrl, findMailbox, findUserByEmail, listMailboxes, MailboxError } = mailboxes;
+  const { filedropUrl, findMailbox, findUserByEmail, listMailboxes, MailboxError } = mailboxes;
   const command = `${noun} ${verb ?? ''}`.trim();
   const known = [
     'user create', 'user list', 'user disable', 'user enable', 'user role', 'mailbox create', 'mailbox add-member', 'mailbox list', 'mailbox policy', 'link rotate', 'link disable',
@@ -135,18 +138,15 @@ async function run(): Promise<void> {
   await bootProcess({ worker: false });
   const admin = await import('@/lib/admin');
   const userAdmin = await import('@/lib/admin/users');
+  const mailboxAdmin = await import('@/lib/admin/mailboxes');
   const mailboxArg = async () => admin.requireMailbox(need('mailbox'));
   switch (command) {
     case 'user create': {
-      const { user, mailbox } = await createUser({
-        email: need('email'),
-        displayName: need('name'),
-        role: (opts.role as 'admin' | 'handler' | undefined) ?? 'handler',
-        locale: (opts.locale as 'sv' | 'en' | undefined) ?? 'sv',
-      });
-      const url = filedropUrl(mailbox.filedrop_slug);
+      // As the users page does: audited, and the user is told by mail where to sign in.
+      const user = await userAdmin.inviteUser({ email: need('email'), displayName: need('name'), role: opts.role, locale: opts.locale }, ACTOR);
+      const url = filedropUrl(user.filedrop_slug!);
       print(
-        { userId: user.id, email: user.email, role: user.role, mailboxId: mailbox.id, filedropUrl: url },
+        { userId: user.id, email: user.email, role: user.role, mailboxId: user.personal_mailbox_id, filedropUrl: url },
         `Created ${user.role} ${user.email}\nFiledrop link: ${url}`,
       );
       break;
@@ -193,7 +193,7 @@ async function run(): Promise<void> {
       break;
     }
     case 'mailbox create': {
-      const m = await createSharedMailbox({ name: need('name'), functionalEmail: opts.email as string | undefined });
+      const m = await mailboxAdmin.createSharedMailboxAudited({ name: need('name'), functionalEmail: opts.email as string | undefined }, ACTOR);
       const url = filedropUrl(m.filedrop_slug);
       print({ mailboxId: m.id, name: m.name, filedropUrl: url }, `Created shared mailbox ${m.name}\nFiledrop link: ${url}`);
       break;
@@ -201,10 +201,8 @@ async function run(): Promise<void> {
     case 'mailbox add-member': {
       const m = await findMailbox(need('mailbox'));
       if (!m) throw new MailboxError(404, 'unknown-mailbox', `No mailbox ${opts.mailbox}`);
-      const u = await findUserByEmail(need('email'));
-      if (!u) throw new MailboxError(404, 'unknown-user', `No user ${opts.email}`);
-      await addMember(m.id, u.id);
-      print({ mailboxId: m.id, userId: u.id }, `${u.email} is now a member of ${m.name}`);
+      const member = await mailboxAdmin.addMemberByEmail(m.id, need('email'), (opts.role as 'handler' | 'manager' | undefined) ?? 'handler', ACTOR);
+      print({ mailboxId: m.id, userId: member.userId }, `${member.email} is now a member of ${m.name}`);
       break;
     }
     case 'mailbox list': {
@@ -271,13 +269,17 @@ async function run(): Promise<void> {
       break;
     }
     case 'master-key rotate': {
-      const file = readable(need('new-key-file'), 'Key file');
-      const newKey = Buffer.from(fs.readFileSync(file, 'utf8').trim(), 'base64');
+      // Without --new-key-file: the rolling way, from INKAST_MASTER_KEY_PREVIOUS to INKAST_MASTER_KEY.
+      const file = opts['new-key-file'] === undefined ? undefined : readable(need('new-key-file'), 'Key file');
+      const newKey = file === undefined ? undefined : Buffer.from(fs.readFileSync(file, 'utf8').trim(), 'base64');
       const r = await admin.rotateMasterKey(newKey, ACTOR);
+      const from = r.from.length ? r.from.join(', ') : '(none left)';
       print(
         { ...r },
-        `Re-wrapped ${r.rewrapped} key(s) from master key ${r.from} to ${r.to}.\n` +
-          `Now set INKAST_MASTER_KEY to the content of ${file} (or replace <dataDir>/master.key with it) and restart the app and workers.`,
+        `Re-wrapped ${r.rewrapped} key(s) from master key ${from} to ${r.to}.\n` +
+          (file
+            ? `Now set INKAST_MASTER_KEY to the content of ${file} (or replace <dataDir>/master.key with it) and restart the app and workers.`
+            : 'Every key is under INKAST_MASTER_KEY now: remove INKAST_MASTER_KEY_PREVIOUS, restarting one process at a time.'),
       );
       break;
     }

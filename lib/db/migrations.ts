@@ -190,4 +190,14 @@ export const migrations: Migration[] = [
       `CREATE INDEX rate_limits_by_expiry ON rate_limits (expire)`,
     ],
   },
+  {
+    version: '006_audit_indexes',
+    statements: [
+      // The admin audit view filters by these, newest first; without them every filter reads the whole log.
+      `CREATE INDEX audit_log_by_action ON audit_log (action, id)`,
+      `CREATE INDEX audit_log_by_actor ON audit_log (actor, id)`,
+      `CREATE INDEX audit_log_by_target ON audit_log (target, id)`,
+      `CREATE INDEX audit_log_by_at ON audit_log (at)`,
+    ],
+  },
 ];

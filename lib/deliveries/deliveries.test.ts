@@ -77,6 +77,7 @@ for (const store of stores) {
       const late = await tus('HEAD', `/api/tus/${small}`, d);
       assert.equal(late.status, 404, 'the sender cannot write to an expired delivery');
       assert.deepEqual(await auditOf(d.deliveryId), [
+        { actor: 'sender:sender@example.org', action: 'delivery.created', detail: { mailbox: mailbox.id, senderVerified: false } },
         { actor: 'system', action: 'delivery.abandoned', detail: { mailbox: mailbox.id, reason: 'expired', fileCount: 2 } },
       ]);
     });
@@ -103,7 +104,10 @@ for (const store of stores) {
       await cancelDelivery(d.deliveryId, d.senderToken); // a retried cancel is fine
       assert.deepEqual(
         await auditOf(d.deliveryId),
-        [{ actor: 'sender:sender@example.org', action: 'delivery.abandoned', detail: { mailbox: mailbox.id, reason: 'cancelled', fileCount: 2 } }],
+        [
+          { actor: 'sender:sender@example.org', action: 'delivery.created', detail: { mailbox: mailbox.id, senderVerified: false } },
+          { actor: 'sender:sender@example.org', action: 'delivery.abandoned', detail: { mailbox: mailbox.id, reason: 'cancelled', fileCount: 2 } },
+        ],
         'the deletion is audited once',
       );
       assert.deepEqual((await keysInStore()).filter((k) => ids.some((id) => k.startsWith(id))), []);
@@ -160,6 +164,11 @@ for (const store of stores) {
       assert.equal(mail[0].to_address, 'sender@example.org');
       assert.ok(mail[0].text_body.includes(d.reference));
       assert.ok(!mail[0].text_body.includes('SUBJECT-X') && !mail[0].text_body.includes('a.pdf'));
+      assert.deepEqual(await auditOf(d.deliveryId), [
+        { actor: 'sender:sender@example.org', action: 'delivery.created', detail: { mailbox: mailbox.id, senderVerified: false } },
+        { actor: 'sender:sender@example.org', action: 'delivery.submitted', detail: { fileCount: 1 } },
+        { actor: 'system', action: 'delivery.rejected', detail: { reason: 'manifest-mismatch' } },
+      ]);
     });
 
     await t.test('a manifest the mailbox key cannot read rejects the delivery', async () => {

@@ -201,7 +201,18 @@ for (const target of await databaseTargets()) {
         { actor: `user:${admin.id}`, target: `delivery:${personalId}`, detail: { mailboxId: adminBox.id } },
         { actor: `user:${admin.id}`, target: `delivery:${personalId}`, detail: { mailboxId: adminBox.id } },
       ]);
-      assert.deepEqual(await verifyAuditLog(q), { ok: true, entries: 2 });
+      // The delivery's whole trail, from the sender's start to the handler's looks.
+      const trail = (
+        await q.query<{ actor: string; action: string }>(`SELECT actor, action FROM audit_log WHERE target = $1 ORDER BY id`, [`delivery:${personalId}`])
+      ).rows;
+      assert.deepEqual(
+        trail.map((e) => e.action),
+        ['delivery.created', 'delivery.submitted', 'delivery.delivered', 'delivery.viewed', 'delivery.viewed'],
+      );
+      assert.match(trail[0].actor, /^sender:/);
+      assert.equal(trail[2].actor, 'system');
+      const all = Number((await q.query<{ n: number }>('SELECT count(*)::int AS n FROM audit_log')).rows[0].n);
+      assert.deepEqual(await verifyAuditLog(q), { ok: true, entries: all });
     });
 
     await t.test('a view is per handler: one member opening a shared delivery leaves it new for the others', async () => {

@@ -123,14 +123,23 @@ export async function createDelivery(input: unknown, ctx: DeliveryRequestContext
   const senderVerified = proven?.email === senderEmail;
   const { token, hash } = newSenderToken();
   const expires = new Date(Date.now() + config().uploadTokenTtlMs);
-  const row = (
-    await (await db()).query<{ id: string; reference: string }>(
-      `INSERT INTO deliveries (mailbox_id, reference, sender_email, sender_verified, sender_locale, sender_token_hash,
-         upload_expires_at, max_bytes, max_files)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id, reference`,
-      [mailbox.id, newReference(), senderEmail, senderVerified, locale, hash, expires, mailbox.maxDeliveryBytes, mailbox.maxFiles],
-    )
-  ).rows[0];
+  const row = await (await db()).transaction(async (tx) => {
+    const created = (
+      await tx.query<{ id: string; reference: string }>(
+        `INSERT INTO deliveries (mailbox_id, reference, sender_email, sender_verified, sender_locale, sender_token_hash,
+           upload_expires_at, max_bytes, max_files)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id, reference`,
+        [mailbox.id, newReference(), senderEmail, senderVerified, locale, hash, expires, mailbox.maxDeliveryBytes, mailbox.maxFiles],
+      )
+    ).rows[0];
+    await audit(tx, {
+      actor: `sender:${senderEmail}`,
+      action: 'delivery.created',
+      target: `delivery:${created.id}`,
+      detail: { mailbox: mailbox.id, senderVerified },
+    });
+    return created;
+  });
   return {
     deliveryId: row.id,
     reference: row.reference,
@@ -270,6 +279,8 @@ export async function submitDelivery(deliveryId: string, token: string | null, i
       `UPDATE deliveries SET state = 'submitted', manifest = $2, submitted_at = now() WHERE id = $1`,
       [d.id, manifest],
     );
+    const fileCount = files.filter((f) => f.state === 'uploaded').length;
+    await audit(tx, { actor: `sender:${d.sender_email}`, action: 'delivery.submitted', target: `delivery:${d.id}`, detail: { fileCount } });
     await enqueue(tx, 'verify-delivery', { deliveryId: d.id }, { dedupeKey: `verify-delivery:${d.id}` });
     return files.filter((f) => f.state === 'uploading').map((f) => f.upload_id);
   });
@@ -329,6 +340,7 @@ async function reject(deliveryId: string, reason: RejectReason, signature = 'unk
       )
     ).rows[0];
     if (!d) return;
+    await audit(tx, { actor: 'system', action: 'delivery.rejected', target: `delivery:${d.id}`, detail: { reason } });
     await queueMail(tx, {
       to: d.sender_email,
       template: 'delivery-rejected',
@@ -396,13 +408,15 @@ export async function verifyDelivery(deliveryId: string): Promise<void> {
       [d.id],
     );
     if (done.rowCount === 0) return;
+    const totalBytes = checked.reduce((sum, f) => sum + f.size, 0);
+    await audit(tx, { actor: 'system', action: 'delivery.delivered', target: `delivery:${d.id}`, detail: { fileCount: checked.length, totalBytes } });
     for (const f of checked) {
       await tx.query(
         `UPDATE delivery_files SET state = 'verified', plaintext_size = $2, sha256 = $3, position = $4 WHERE upload_id = $1`,
         [f.uploadId, f.size, f.sha256, f.position],
       );
     }
-    await notifyHandlers(tx, d, checked.length, checked.reduce((s, f) => s + f.size, 0));
+    await notifyHandlers(tx, d, checked.length, totalBytes);
   });
 }
 

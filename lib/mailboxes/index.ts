@@ -1,6 +1,7 @@
 import crypto from 'node:crypto';
 import bs58 from 'bs58';
 import { z } from 'zod';
+import { audit } from '@/lib/audit';
 import { config } from '@/lib/config';
 import { generateMailboxKey, wrapPrivateKey } from '@/lib/crypto/keys';
 import { db, type Queryable } from '@/lib/db';
@@ -221,7 +222,9 @@ export async function ensureFirstAdmin(): Promise<{ user: User; mailbox: Mailbox
     await tx.query('SELECT pg_advisory_xact_lock(7411002)');
     const any = await tx.query('SELECT 1 FROM users LIMIT 1');
     if (any.rows.length) return undefined;
-    return createUser({ email: config().adminEmail, displayName: 'Administrator', role: 'admin' }, tx);
+    const created = await createUser({ email: config().adminEmail, displayName: 'Administrator', role: 'admin' }, tx);
+    await audit(tx, { actor: 'system', action: 'user.created', target: `user:${created.user.id}`, detail: { role: 'admin', firstStart: true } });
+    return created;
   });
 }
 

@@ -103,6 +103,10 @@ describe('security headers and cross-site requests on the built app', () => {
   });
 
   test('every page type: CSP with a fresh nonce on every script, and the common headers', async () => {
+    // One mailbox's admin page: the first link on the list of mailboxes.
+    const list = await (await fetch(url('/admin/mailboxes'), { headers: { cookie } })).text();
+    const mailboxPage = /href="(\/admin\/mailboxes\/[0-9a-f-]{36})"/.exec(list)?.[1];
+    assert.ok(mailboxPage, 'the mailbox list links to a mailbox');
     const pages: [string, string, number, boolean][] = [
       ['landing', '/', 200, false],
       ['filedrop', `/d/${app.slug}`, 200, false],
@@ -115,6 +119,10 @@ describe('security headers and cross-site requests on the built app', () => {
       ['inbox', '/inbox', 200, true],
       ['a delivery', `/inbox/deliveries/${deliveryId}`, 200, true],
       ['admin outbox', '/admin/outbox', 200, true],
+      ['admin users', '/admin/users', 200, true],
+      ['admin mailboxes', '/admin/mailboxes', 200, true],
+      ['admin mailbox', mailboxPage, 200, true],
+      ['admin audit log', '/admin/audit', 200, true],
     ];
     const nonces = new Set<string>();
     for (const [what, p, status, signedIn] of pages) {
@@ -359,7 +367,10 @@ describe('pages under the CSP in Chromium', { skip: noChromium }, () => {
     await collect(page);
     await page.goto(await nextSignInLink(smtp, ADMIN));
     await page.waitForURL((u) => u.pathname === '/inbox');
-    for (const p of ['/inbox', `/inbox/deliveries/${delivery.deliveryId}`, '/admin/outbox']) {
+    await page.goto(`${app.url}/admin/mailboxes`);
+    const mailboxPage = await page.locator('a[href^="/admin/mailboxes/"]').first().getAttribute('href');
+    const adminPages = ['/admin/users', '/admin/mailboxes', mailboxPage!, '/admin/audit', '/admin/outbox'];
+    for (const p of ['/inbox', `/inbox/deliveries/${delivery.deliveryId}`, ...adminPages]) {
       const res = await page.goto(`${app.url}${p}`);
       assert.equal(res?.status(), 200, p);
       await page.waitForLoadState('networkidle');

@@ -6,7 +6,7 @@ import { AccountBar } from '@/app/inbox/account-bar';
 import { Time } from '@/app/inbox/time';
 import { MIN_PASSPHRASE_LENGTH } from '@/lib/admin';
 import { mailboxDetail, MAX_POLICY_GB } from '@/lib/admin/mailboxes';
-import { requireAdmin } from '@/lib/auth';
+import { getCurrentUser, requireAdmin } from '@/lib/auth';
 import { isLocale, t } from '@/lib/i18n';
 import { LocaleFromQuery } from '@/lib/i18n/locale-from-query';
 import { requestLocale } from '@/lib/i18n/server';
@@ -17,6 +17,8 @@ type SearchParams = Promise<Record<string, string | string[] | undefined>>;
 
 export async function generateMetadata({ params, searchParams }: { params: Params; searchParams: SearchParams }): Promise<Metadata> {
   const locale = await requestLocale(searchParams);
+  // Metadata renders even when the page answers 403: the mailbox's name is for administrators only.
+  if ((await getCurrentUser())?.role !== 'admin') return { title: t(locale, 'admin.mailboxes.title') };
   const detail = await mailboxDetail((await params).id);
   return { title: detail ? t(locale, 'admin.mailbox.title', { mailbox: detail.mailbox.name }) : t(locale, 'admin.mailboxes.title') };
 }
