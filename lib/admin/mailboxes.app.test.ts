@@ -121,6 +121,19 @@ describe('mailbox administration through the built app', () => {
     const bad = await postForm(`/api/admin/mailboxes/${remisser.id}/policy`, admin, { back, maxDeliveryGB: '1', maxFiles: '3', retentionDays: '0' });
     assert.equal(bad.headers.get('location'), `${back}?error=invalid-policy`);
     assert.match((await get(back, admin)).html, /id="policy-days"[^>]*value="10"/, 'a refused policy changes nothing');
+    // The sender sees the new policy on the filedrop page, and the server holds them to it.
+    const filedrop = (await filedropPage(remisser.filedropUrl.split('/').pop()!)).html;
+    for (const shown of ['<dd>3</dd>', '<dd>500 MB</dd>', '<dd>10 dagar, sedan raderas filerna</dd>']) {
+      assert.ok(filedrop.includes(shown), `the filedrop page shows ${shown}`);
+    }
+    const opened = await fetch(url('/api/deliveries'), {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', origin: app.url },
+      body: JSON.stringify({ slug: remisser.filedropUrl.split('/').pop(), senderEmail: 'avsandare@vard.example' }),
+    });
+    assert.equal(opened.status, 201, await opened.clone().text());
+    const limits = (await opened.json()) as { maxBytes: number; maxFiles: number };
+    assert.deepEqual({ maxBytes: limits.maxBytes, maxFiles: limits.maxFiles }, { maxBytes: 500_000_000, maxFiles: 3 });
 
     // A form cannot send the administrator off the admin pages.
     const away = await postForm(`/api/admin/mailboxes/${remisser.id}/key/rotate`, admin, { back: '//evil.example/admin' });

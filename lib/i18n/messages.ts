@@ -32,6 +32,8 @@ export const sv = {
   'filedrop.limits': 'Gränser för den här mottagaren',
   'filedrop.limit.files': 'Högsta antal filer',
   'filedrop.limit.size': 'Högsta totala storlek',
+  'filedrop.limit.kept': 'Sparas hos mottagaren',
+  'filedrop.limit.keptDays': '{days} dagar, sedan raderas filerna',
   'filedrop.noScript': 'Sidan behöver JavaScript för att kunna kryptera filerna i din webbläsare.',
 
   'form.email.label': 'Din e-postadress',
@@ -556,6 +558,8 @@ export const en = {
   'filedrop.limits': 'Limits for this recipient',
   'filedrop.limit.files': 'Maximum number of files',
   'filedrop.limit.size': 'Maximum total size',
+  'filedrop.limit.kept': 'Kept by the recipient',
+  'filedrop.limit.keptDays': '{days} days, then the files are deleted',
   'filedrop.noScript': 'This page needs JavaScript to encrypt the files in your browser.',
 
   'form.email.label': 'Your email address',

@@ -40,6 +40,8 @@ export interface FiledropMailbox {
   maxDeliveryBytes: number;
   maxFiles: number;
   requireVerifiedSender: boolean;
+  /** Days a delivery is kept after it arrives (lib/deliveries/retention). */
+  retentionDays: number;
   publicKeys: string[];
 }
 
@@ -187,6 +189,7 @@ export async function findFiledropMailbox(slug: string): Promise<FiledropMailbox
     maxDeliveryBytes: m.max_delivery_bytes,
     maxFiles: m.max_files_per_delivery,
     requireVerifiedSender: m.require_verified_sender,
+    retentionDays: m.retention_days,
     publicKeys: await mailboxPublicKeys(q, m.id),
   };
 }

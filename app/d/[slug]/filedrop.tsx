@@ -17,7 +17,7 @@ export interface FiledropProps {
   mailboxName: string;
   maxFiles: number;
   maxBytes: number;
-  limits: { files: string; size: string };
+  limits: { files: string; size: string; kept: string };
   /** The mailbox accepts only senders who confirm their address with a mailed code. */
   requireVerifiedSender?: boolean;
   /** The address this browser confirmed for the mailbox within the last hour (the sender cookie). */

@@ -44,6 +44,7 @@ export default async function FiledropPage({ params, searchParams }: { params: P
         limits={{
           files: formatNumber(locale, mailbox.maxFiles),
           size: formatBytes(locale, mailbox.maxDeliveryBytes),
+          kept: t(locale, 'filedrop.limit.keptDays', { days: mailbox.retentionDays }),
         }}
         requireVerifiedSender={mailbox.requireVerifiedSender}
         verifiedEmail={sender?.mailboxId === mailbox.id ? sender.email : null}

@@ -59,7 +59,7 @@ export function SenderForm({
   maxFiles: number;
   maxBytes: number;
   /** The mailbox's limits, formatted on the server. */
-  limits: { files: string; size: string };
+  limits: { files: string; size: string; kept: string };
   /** The address will be confirmed with a mailed code before sending: say so by the field. */
   verificationRequired?: boolean;
   onSend: (input: SenderInput) => Promise<void>;
@@ -228,6 +228,10 @@ export function SenderForm({
           <div>
             <dt>{t(locale, 'filedrop.limit.size')}:</dt>
             <dd>{limits.size}</dd>
+          </div>
+          <div>
+            <dt>{t(locale, 'filedrop.limit.kept')}:</dt>
+            <dd>{limits.kept}</dd>
           </div>
         </dl>
         {errors.files && (
