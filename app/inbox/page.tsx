@@ -1,6 +1,6 @@
 import type { Metadata } from 'next';
 import { notFound } from 'next/navigation';
-import { CopyButton } from '@/app/copy-button';
+import { FiledropLinkField } from '@/app/filedrop-link-field';
 import { requireUser } from '@/lib/auth';
 import { inboxFor, listMailboxDeliveries, type DeliverySummary } from '@/lib/deliveries/inbox';
 import { formatBytes, formatNumber, isLocale, t, type Locale } from '@/lib/i18n';
@@ -123,21 +123,18 @@ function OwnFiledropLink({ locale, mailbox }: { locale: Locale; mailbox: Mailbox
       {mailbox.filedrop_enabled ? (
         <>
           <p>{t(locale, 'inbox.link.lead')}</p>
-          <label className="label" htmlFor="own-link">
-            {t(locale, 'inbox.link.label')}
-          </label>
-          <div className="filedrop-link">
-            <input className="input mono" id="own-link" readOnly value={link} data-testid="own-filedrop-link" />
-            <CopyButton
-              text={link}
-              texts={{
-                label: t(locale, 'inbox.link.copy'),
-                name: t(locale, 'inbox.link.copyNamed'),
-                copied: t(locale, 'inbox.link.copied'),
-                failed: t(locale, 'inbox.link.copyFailed'),
-              }}
-            />
-          </div>
+          <FiledropLinkField
+            id="own-link"
+            testId="own-filedrop-link"
+            label={t(locale, 'inbox.link.label')}
+            link={link}
+            texts={{
+              label: t(locale, 'inbox.link.copy'),
+              name: t(locale, 'inbox.link.copyNamed'),
+              copied: t(locale, 'inbox.link.copied'),
+              failed: t(locale, 'inbox.link.copyFailed'),
+            }}
+          />
           <p className="hint">{t(locale, 'inbox.link.rotateWarning')}</p>
           <form method="post" action={`/api/mailboxes/${mailbox.id}/link/rotate`}>
             <button type="submit" className="button button-quiet button-small">

@@ -15,11 +15,12 @@ import { readPrivateKeys } from '@/lib/crypto/keys';
 import { collect, encoderFor, memorySource } from '@/lib/crypto/testing';
 import { db } from '@/lib/db';
 import { createDelivery, DeliveryError } from '@/lib/deliveries';
-import { createSharedMailbox, findFiledropMailbox, mailboxPrivateKeys, mailboxPublicKeys, MailboxError } from '@/lib/mailboxes';
+import { createSharedMailbox, findFiledropMailbox, mailboxPrivateKeys, mailboxPublicKeys } from '@/lib/mailboxes';
 import { masterKey, masterKeyFrom, UnknownMasterKeyError } from '@/lib/mailboxes/master-key';
 import { useFreshProcessState } from '@/lib/testing/process';
 import { exportMailboxKey, rotateFiledropLink, rotateMailboxKey, rotateMasterKey, setFiledropEnabled, setMailboxPolicy } from './index';
 import { OfflineError, readExportedKeys } from './offline';
+import { rejectsWithMailboxError as rejects } from '@/lib/testing/refusals';
 
 const ADMIN = 'system';
 
@@ -41,15 +42,6 @@ async function lastAudit(action: string) {
       [action],
     )
   ).rows[0];
-}
-
-async function rejects(p: Promise<unknown>, status: number, code: string) {
-  await assert.rejects(p, (err: unknown) => {
-    assert.ok(err instanceof MailboxError, String(err));
-    assert.equal(err.status, status);
-    assert.equal(err.code, code);
-    return true;
-  });
 }
 
 test('mailbox administration', async (t) => {

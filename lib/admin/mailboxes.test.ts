@@ -10,7 +10,7 @@ import { verifyAuditLog } from '@/lib/audit';
 import { bootProcess } from '@/lib/boot';
 import { db } from '@/lib/db';
 import { createDelivery } from '@/lib/deliveries';
-import { createUser, findFiledropMailbox, isMember, MailboxError, userMailboxes } from '@/lib/mailboxes';
+import { createUser, findFiledropMailbox, isMember, userMailboxes } from '@/lib/mailboxes';
 import { useFreshProcessState } from '@/lib/testing/process';
 import { databaseTargets } from '@/lib/testing/targets';
 import { rotateMailboxKey, setFiledropEnabled } from './index';
@@ -24,15 +24,7 @@ import {
   removeMember,
   rotateOwnFiledropLink,
 } from './mailboxes';
-
-async function rejects(p: Promise<unknown>, status: number, code: string) {
-  await assert.rejects(p, (err: unknown) => {
-    assert.ok(err instanceof MailboxError, String(err));
-    assert.equal(err.status, status);
-    assert.equal(err.code, code);
-    return true;
-  });
-}
+import { rejectsWithMailboxError as rejects } from '@/lib/testing/refusals';
 
 async function auditEntries(action: string) {
   return (

@@ -14,6 +14,7 @@ import { addMember, createSharedMailbox, createUser, filedropUrl, isMember, Mail
 import { useFreshProcessState } from '@/lib/testing/process';
 import { databaseTargets } from '@/lib/testing/targets';
 import { disableUser, enableUser, inviteUser, listUsers, setUserRole, type ListedUser } from './users';
+import { rejectsWithMailboxError as rejects } from '@/lib/testing/refusals';
 
 const PUBLIC_URL = 'http://inkast.test';
 
@@ -28,15 +29,6 @@ class Jar implements CookieJar {
     if (options.maxAge === 0) this.values.delete(name);
     else this.values.set(name, value);
   }
-}
-
-async function rejects(p: Promise<unknown>, status: number, code: string) {
-  await assert.rejects(p, (err: unknown) => {
-    assert.ok(err instanceof MailboxError, String(err));
-    assert.equal(err.status, status);
-    assert.equal(err.code, code);
-    return true;
-  });
 }
 
 async function count(sql: string, params: unknown[] = []): Promise<number> {

@@ -43,6 +43,12 @@ export interface AuditEntry {
   hash: Buffer;
 }
 
+/** An audit_log row as the database returns it. */
+export interface AuditRow extends Omit<AuditEntry, 'prevHash' | 'hash'> {
+  prev_hash: Uint8Array | null;
+  hash: Uint8Array;
+}
+
 export type AuditVerification =
   | { ok: true; entries: number }
   /** `problem` for a translated message (the admin page); `reason` says the same in English. */
@@ -130,16 +136,7 @@ export async function verifyAuditLog(q: Queryable): Promise<AuditVerification> {
   let prevHash: Buffer | null = null;
   for (;;) {
     const rows = (
-      await q.query<{
-        id: number;
-        at: Date;
-        actor: string;
-        action: string;
-        target: string | null;
-        detail: { [key: string]: JsonValue };
-        prev_hash: Uint8Array | null;
-        hash: Uint8Array;
-      }>(`SELECT * FROM audit_log WHERE id >= $1 ORDER BY id LIMIT ${PAGE}`, [expectedId])
+      await q.query<AuditRow>(`SELECT * FROM audit_log WHERE id >= $1 ORDER BY id LIMIT ${PAGE}`, [expectedId])
     ).rows;
     if (rows.length === 0) return { ok: true, entries: expectedId - 1 };
     for (const r of rows) {

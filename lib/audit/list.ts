@@ -9,7 +9,7 @@
 import { z } from 'zod';
 import type { Queryable } from '@/lib/db';
 import { emailSchema, MailboxError } from '@/lib/mailboxes';
-import type { AuditEntry, JsonValue } from './index';
+import type { AuditEntry, AuditRow } from './index';
 
 /** Days are Swedish calendar days: the ones the admin pages show times in. */
 const ZONE = 'Europe/Stockholm';
@@ -151,15 +151,7 @@ function conditions(filter: AuditFilter, params: unknown[]): string[] {
   return where;
 }
 
-interface Row {
-  id: number;
-  at: Date;
-  actor: string;
-  action: string;
-  target: string | null;
-  detail: { [key: string]: JsonValue };
-  prev_hash: Uint8Array | null;
-  hash: Uint8Array;
+interface Row extends AuditRow {
   actor_email: string | null;
   target_email: string | null;
 }

@@ -1,7 +1,7 @@
 import type { Metadata } from 'next';
 import { notFound } from 'next/navigation';
 import { AdminNotice } from '@/app/admin/notice';
-import { CopyButton } from '@/app/copy-button';
+import { FiledropLinkField } from '@/app/filedrop-link-field';
 import { AccountBar } from '@/app/inbox/account-bar';
 import { Time } from '@/app/inbox/time';
 import { MIN_PASSPHRASE_LENGTH } from '@/lib/admin';
@@ -72,21 +72,18 @@ export default async function MailboxPage({ params, searchParams }: { params: Pa
           {t(locale, m.filedrop_enabled ? 'admin.mailbox.link.enabled' : 'admin.mailbox.link.disabled')}
         </p>
         <div className="field">
-          <label className="label" htmlFor="filedrop-link">
-            {t(locale, 'admin.mailbox.link.label')}
-          </label>
-          <div className="filedrop-link">
-            <input className="input mono" id="filedrop-link" readOnly value={link} data-testid="filedrop-link" />
-            <CopyButton
-              text={link}
-              texts={{
-                label: t(locale, 'admin.mailbox.link.copy'),
-                name: t(locale, 'admin.mailbox.link.copyNamed', { mailbox: name }),
-                copied: t(locale, 'admin.mailbox.link.copied'),
-                failed: t(locale, 'admin.mailbox.link.copyFailed'),
-              }}
-            />
-          </div>
+          <FiledropLinkField
+            id="filedrop-link"
+            testId="filedrop-link"
+            label={t(locale, 'admin.mailbox.link.label')}
+            link={link}
+            texts={{
+              label: t(locale, 'admin.mailbox.link.copy'),
+              name: t(locale, 'admin.mailbox.link.copyNamed', { mailbox: name }),
+              copied: t(locale, 'admin.mailbox.link.copied'),
+              failed: t(locale, 'admin.mailbox.link.copyFailed'),
+            }}
+          />
         </div>
         <p className="notice notice-warning" id="link-warning">
           {t(locale, 'admin.mailbox.link.warning')}
