@@ -3,7 +3,7 @@ import { notFound } from 'next/navigation';
 import { FiledropLinkField } from '@/app/filedrop-link-field';
 import { requireUser } from '@/lib/auth';
 import { inboxFor, listMailboxDeliveries, type DeliverySummary } from '@/lib/deliveries/inbox';
-import { formatBytes, formatNumber, isLocale, t, type Locale } from '@/lib/i18n';
+import { formatBytes, formatNumber, isLocale, t, type Locale, type PlainMessageKey } from '@/lib/i18n';
 import { LocaleFromQuery } from '@/lib/i18n/locale-from-query';
 import { requestLocale } from '@/lib/i18n/server';
 import { filedropUrl, personalMailbox, type Mailbox } from '@/lib/mailboxes';
@@ -22,6 +22,12 @@ function inboxHref(mailboxId: string, page = 1): string {
   return `/inbox?${query}`;
 }
 
+/** What the handler just did, back from the form that did it (`?done=`). */
+const doneNotices: Record<string, PlainMessageKey> = {
+  'link-rotated': 'inbox.link.rotated',
+  'delivery-deleted': 'inbox.deliveryDeleted',
+};
+
 export async function generateMetadata({ searchParams }: { searchParams: SearchParams }): Promise<Metadata> {
   return { title: t(await requestLocale(searchParams), 'inbox.title') };
 }
@@ -31,6 +37,7 @@ export default async function InboxPage({ searchParams }: { searchParams: Search
   const params = await searchParams;
   const mailboxParam = first(params.mailbox);
   const page = Number(first(params.page) ?? 1);
+  const done = Object.hasOwn(doneNotices, first(params.done) ?? '') ? doneNotices[first(params.done)!] : undefined;
   const user = await requireUser(mailboxParam ? inboxHref(mailboxParam, page) : '/inbox');
   const locale = await requestLocale(searchParams);
 
@@ -45,9 +52,9 @@ export default async function InboxPage({ searchParams }: { searchParams: Search
       {isLocale(params.lang) && <LocaleFromQuery locale={locale} />}
       <AccountBar locale={locale} user={user} current="inbox" />
       <h1>{t(locale, 'inbox.title')}</h1>
-      {first(params.done) === 'link-rotated' && (
+      {done && (
         <p className="notice notice-success" role="status">
-          {t(locale, 'inbox.link.rotated')}
+          {t(locale, done)}
         </p>
       )}
 

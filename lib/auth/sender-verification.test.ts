@@ -252,6 +252,8 @@ for (const target of await databaseTargets()) {
       assert.deepEqual(await readSenderSession(written.value), sender);
       const cookieHeader = `other=1; ${SENDER_COOKIE}=${encodeURIComponent(written.value)}`;
       assert.deepEqual(await senderFromRequest(new Request('http://inkast.test/', { headers: { cookie: cookieHeader } })), sender);
+      const mangled = new Request('http://inkast.test/', { headers: { cookie: `${SENDER_COOKIE}=%%%` } });
+      assert.equal(await senderFromRequest(mangled), null, 'a cookie that is not percent-encoding is no sender, not an error');
 
       assert.equal(await readSenderSession(written.value, sender.verifiedAt + SENDER_SESSION_TTL_MS), null, 'stale after an hour');
       const tampered = written.value.slice(0, 40) + (written.value[40] === 'A' ? 'B' : 'A') + written.value.slice(41);

@@ -258,5 +258,14 @@ export function senderFromRequest(req: Request): Promise<VerifiedSender | null> 
     .map((part) => part.trim())
     .find((part) => part.startsWith(`${SENDER_COOKIE}=`))
     ?.slice(SENDER_COOKIE.length + 1);
-  return readSenderSession(value ? decodeURIComponent(value) : undefined);
+  return readSenderSession(value ? decodedCookie(value) : undefined);
+}
+
+/** A cookie value as set, or undefined when it is not valid percent-encoding (no seal of ours). */
+function decodedCookie(value: string): string | undefined {
+  try {
+    return decodeURIComponent(value);
+  } catch {
+    return undefined;
+  }
 }

@@ -3,6 +3,7 @@
  * headers of an API answer and the cross-site check of a state-changing request.
  */
 import { DeliveryError } from '@/lib/deliveries';
+import { DeletionError } from '@/lib/deliveries/retention';
 import { logger } from '@/lib/log';
 import { MailboxError } from '@/lib/mailboxes';
 import { apiSecurityHeaders, checkOrigin, crossOriginRefusal, servedOverHttps } from '@/lib/security';
@@ -74,7 +75,7 @@ export async function readJson(req: Request, maxBytes = 16 * 1024): Promise<unkn
 
 /** Turns a thrown error into the JSON answer; anything unexpected is a 500 that says nothing more. */
 export function errorResponse(err: unknown): Response {
-  if (err instanceof HttpError || err instanceof DeliveryError || err instanceof MailboxError) {
+  if (err instanceof HttpError || err instanceof DeliveryError || err instanceof DeletionError || err instanceof MailboxError) {
     return json({ error: err.code, message: err.message }, err.status);
   }
   logger('http').error({ err }, 'unexpected error in route handler');

@@ -172,7 +172,7 @@ export default async function MailboxPage({ params, searchParams }: { params: Pa
         <p>{t(locale, 'admin.mailbox.policy.lead')}</p>
         <form method="post" action={`${api}/policy`}>
           {back}
-          <div className="field admin-checkbox">
+          <div className="field checkbox-field">
             <input
               type="checkbox"
               id="policy-verified"

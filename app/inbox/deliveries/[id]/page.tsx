@@ -36,6 +36,7 @@ export default async function DeliveryPage({ params, searchParams }: { params: P
   const delivery = await deliveryForUser(user.id, id);
   if (!delivery) notFound();
 
+  const error = (await searchParams).error;
   const subject = delivery.subject === null ? t(locale, 'delivery.unreadable') : delivery.subject || t(locale, 'delivery.noSubject');
   return (
     <>
@@ -102,6 +103,25 @@ export default async function DeliveryPage({ params, searchParams }: { params: P
           </ul>
         </section>
       )}
+
+      <section className="card" aria-labelledby="delete-heading">
+        <h2 id="delete-heading">{t(locale, 'delivery.delete.heading')}</h2>
+        <p>{t(locale, 'delivery.delete.lead')}</p>
+        {error && (
+          <p className="notice notice-error" role="alert">
+            {t(locale, 'delivery.delete.refused')}
+          </p>
+        )}
+        <form method="post" action={`/api/inbox/deliveries/${encodeURIComponent(delivery.id)}/delete`}>
+          <div className="field checkbox-field">
+            <input type="checkbox" id="delete-confirm" name="confirm" required />
+            <label htmlFor="delete-confirm">{t(locale, 'delivery.delete.confirm', { mailbox: delivery.mailbox.name })}</label>
+          </div>
+          <button type="submit" className="button button-danger">
+            {t(locale, 'delivery.delete.submit')}
+          </button>
+        </form>
+      </section>
     </>
   );
 }
