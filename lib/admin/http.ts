@@ -8,7 +8,7 @@ import { requireApiAdmin } from '@/lib/auth';
 import { safeNextPath } from '@/lib/auth/next-path';
 import { seeOther } from '@/lib/auth/http';
 import { DeliveryError } from '@/lib/deliveries';
-import { errorResponse, HttpError, json, readBody, readJson, route } from '@/lib/http';
+import { errorResponse, HttpError, isFormPost, json, readBody, readJson, route } from '@/lib/http';
 import { MailboxError, type User } from '@/lib/mailboxes';
 
 const FORM_MAX_BYTES = 16 * 1024;
@@ -23,14 +23,13 @@ export interface AdminInput {
 }
 
 export async function readAdminInput(req: Request, fallbackBack = '/admin'): Promise<AdminInput> {
-  const type = req.headers.get('content-type') ?? '';
-  if (/^application\/x-www-form-urlencoded\b/i.test(type)) {
+  if (isFormPost(req)) {
     const params = new URLSearchParams((await readBody(req, FORM_MAX_BYTES)).toString('utf8'));
     const fields: Record<string, unknown> = {};
     for (const [k, v] of params) fields[k] = v;
     return { form: true, fields, back: adminBack(params.get('back'), fallbackBack) };
   }
-  if (req.method === 'GET' || req.method === 'HEAD' || (req.method === 'DELETE' && !type)) {
+  if (req.method === 'GET' || req.method === 'HEAD') {
     return { form: false, fields: {}, back: fallbackBack };
   }
   const body = await readJson(req, FORM_MAX_BYTES);

@@ -1,5 +1,5 @@
 /** Request and response shapes shared by the sign-in routes. */
-import { HttpError, readBody, readJson } from '@/lib/http';
+import { HttpError, isFormPost, readBody, readJson } from '@/lib/http';
 import { checkOrigin } from '@/lib/security';
 
 /** A 303 to a path of this site: relative, so it holds behind any proxy; never cached, never a Referer. */
@@ -22,8 +22,7 @@ const FORM_MAX_BYTES = 4096;
 
 /** The sign-in request, from the page's form post (no script needed) or as JSON. */
 export async function readSignInRequest(req: Request): Promise<{ form: boolean; email: unknown; next: unknown }> {
-  const type = req.headers.get('content-type') ?? '';
-  if (!/^application\/x-www-form-urlencoded\b/i.test(type)) {
+  if (!isFormPost(req)) {
     const body = await readJson(req, FORM_MAX_BYTES);
     const fields = typeof body === 'object' && body !== null ? (body as Record<string, unknown>) : {};
     return { form: false, email: fields.email, next: fields.next };

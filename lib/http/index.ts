@@ -41,6 +41,11 @@ export function withSecurityHeaders(res: Response, req?: Request): Response {
   }
 }
 
+/** Whether the request is a page's plain form post (answered with a redirect, not JSON). */
+export function isFormPost(req: Request): boolean {
+  return /^application\/x-www-form-urlencoded\b/i.test(req.headers.get('content-type') ?? '');
+}
+
 /** Reads a body of at most maxBytes, stopping at the first byte over it (413). */
 export async function readBody(req: Request, maxBytes: number): Promise<Buffer> {
   const declared = Number(req.headers.get('content-length') ?? '0');

@@ -1,7 +1,7 @@
 import { requireApiUser } from '@/lib/auth';
 import { seeOther } from '@/lib/auth/http';
 import { deleteDelivery, DeletionError } from '@/lib/deliveries/retention';
-import { json, route } from '@/lib/http';
+import { isFormPost, json, route } from '@/lib/http';
 
 export const runtime = 'nodejs';
 
@@ -14,7 +14,7 @@ type Context = { params: Promise<{ id: string }> };
 export const POST = route(async (req: Request, ctx: Context) => {
   const user = await requireApiUser();
   const { id } = await ctx.params;
-  const form = /^application\/x-www-form-urlencoded\b/i.test(req.headers.get('content-type') ?? '');
+  const form = isFormPost(req);
   try {
     const deleted = await deleteDelivery(id, `user:${user.id}`);
     if (form) return seeOther(`/inbox?mailbox=${deleted.mailboxId}&done=delivery-deleted`);

@@ -1,7 +1,7 @@
 import { rotateOwnFiledropLink } from '@/lib/admin/mailboxes';
 import { requireApiUser } from '@/lib/auth';
 import { seeOther } from '@/lib/auth/http';
-import { json, route } from '@/lib/http';
+import { isFormPost, json, route } from '@/lib/http';
 import { filedropUrl } from '@/lib/mailboxes';
 
 export const runtime = 'nodejs';
@@ -10,7 +10,7 @@ export const runtime = 'nodejs';
 export const POST = route(async (req: Request, ctx: { params: Promise<{ id: string }> }) => {
   const user = await requireApiUser();
   const m = await rotateOwnFiledropLink(user, (await ctx.params).id);
-  if (/^application\/x-www-form-urlencoded\b/i.test(req.headers.get('content-type') ?? '')) {
+  if (isFormPost(req)) {
     return seeOther(`/inbox?mailbox=${m.id}&done=link-rotated`);
   }
   return json({ filedropUrl: filedropUrl(m.filedrop_slug) });
