@@ -117,6 +117,20 @@ test('ranges', async (t) => {
     await assert.rejects(encoderFor(encryption, data).range(10, 9), RangeError);
   });
 
+  await t.test('pieces of any range are its bytes, none longer than one chunk and its tag', async () => {
+    const encoder = encoderFor(encryption, data);
+    const stride = encoder.layout.chunkSize + 16;
+    for (let i = 0; i < 40; i++) {
+      const a = randomInt(0, object.length + 1);
+      const b = Math.min(object.length, a + randomInt(0, object.length));
+      const pieces: Uint8Array[] = [];
+      for await (const piece of encoder.pieces(a, b)) pieces.push(piece);
+      assert.ok(Buffer.concat(pieces).equals(object.subarray(a, b)), `[${a}, ${b})`);
+      assert.ok(pieces.every((p) => p.length <= Math.max(stride, encryption.header.pkesk.length)), `[${a}, ${b})`);
+    }
+    await assert.rejects(encoder.pieces(0, object.length + 1).next(), RangeError);
+  });
+
   await t.test('consecutive slices encrypt each chunk once and report every tag once', async () => {
     const reads: [number, number][] = [];
     const tags = new Map<number, Uint8Array>();

@@ -188,25 +188,38 @@ export class FileEncoder {
 
   /** Ciphertext bytes [start, end) of the whole stored object. */
   async range(start: number, end: number): Promise<Uint8Array> {
+    this.#checkRange(start, end);
+    const out = new Uint8Array(end - start);
+    let o = 0;
+    for await (const bytes of this.pieces(start, end)) {
+      out.set(bytes, o);
+      o += bytes.length;
+    }
+    return out;
+  }
+
+  /**
+   * The same bytes as range(start, end), as consecutive views (at most one AEAD chunk each),
+   * produced as they are consumed: a stream of any length costs no more memory than a chunk.
+   */
+  async *pieces(start: number, end: number): AsyncGenerator<Uint8Array> {
+    this.#checkRange(start, end);
+    const pk = this.layout.pkeskLength;
+    if (start < pk && start < end) yield this.#header.pkesk.subarray(start, Math.min(end, pk));
+    if (start <= pk && pk < end) yield Uint8Array.of(SEIPD_TAG);
+    const o = Math.max(start, pk + 1);
+    if (o < end) {
+      for (const piece of framedPieces(this.layout.seipd, o - pk - 1, end - pk - 1)) {
+        if (piece.kind === 'header') yield piece.bytes;
+        else yield* this.#body(piece.start, piece.end);
+      }
+    }
+  }
+
+  #checkRange(start: number, end: number): void {
     if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end) || start < 0 || start > end || end > this.totalLength) {
       throw new RangeError(`range [${start}, ${end}) outside 0..${this.totalLength}`);
     }
-    const out = new Uint8Array(end - start);
-    let o = start;
-    const put = (bytes: Uint8Array) => {
-      out.set(bytes, o - start);
-      o += bytes.length;
-    };
-    const pk = this.layout.pkeskLength;
-    if (o < pk && o < end) put(this.#header.pkesk.subarray(o, Math.min(end, pk)));
-    if (o === pk && o < end) put(Uint8Array.of(SEIPD_TAG));
-    if (o < end) {
-      for (const piece of framedPieces(this.layout.seipd, o - pk - 1, end - pk - 1)) {
-        if (piece.kind === 'header') put(piece.bytes);
-        else await this.#body(piece.start, piece.end, put);
-      }
-    }
-    return out;
   }
 
   /** Recomputes chunk i's tag from the file as it is now (does not call onChunkTag). */
@@ -233,11 +246,11 @@ export class FileEncoder {
     return Number.isInteger(index) && index >= 0 && index < this.layout.chunkCount;
   }
 
-  /** Copies SEIPD body octets [b0, b1) through put. */
-  async #body(b0: number, b1: number, put: (bytes: Uint8Array) => void): Promise<void> {
+  /** SEIPD body octets [b0, b1). */
+  async *#body(b0: number, b1: number): AsyncGenerator<Uint8Array> {
     const layout = this.layout;
     if (b0 < SEIPD_PARAMS_LENGTH) {
-      put(this.#params.subarray(b0, Math.min(b1, SEIPD_PARAMS_LENGTH)));
+      yield this.#params.subarray(b0, Math.min(b1, SEIPD_PARAMS_LENGTH));
       b0 = Math.min(b1, SEIPD_PARAMS_LENGTH);
     }
     const tagStart = finalTagBodyStart(layout);
@@ -251,13 +264,13 @@ export class FileEncoder {
         const bytes = cached?.index === i ? cached.bytes : await this.#encrypt(i);
         this.#remember(i, bytes);
         const cs = chunkBodyStart(layout, i);
-        put(bytes.subarray(b0 - cs, chunksEnd - cs));
+        yield bytes.subarray(b0 - cs, chunksEnd - cs);
         b0 = Math.min(chunksEnd, cs + bytes.length);
       }
     }
     if (b0 < b1) {
       this.#finalTag ??= this.#computeFinalTag();
-      put((await this.#finalTag).subarray(b0 - tagStart, b1 - tagStart));
+      yield (await this.#finalTag).subarray(b0 - tagStart, b1 - tagStart);
     }
   }
 

@@ -4,6 +4,7 @@
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs/promises';
+import { Readable } from 'node:stream';
 import * as tus from 'tus-js-client';
 import { FileEncoder, newFileEncryption } from '@/lib/crypto/encoder';
 import { encryptManifest, type Manifest } from '@/lib/crypto/manifest';
@@ -105,15 +106,6 @@ export function tusUpload(
 ): tus.Upload {
   const encoder = file.encoder;
   const pacer = opts.chunkSize === undefined ? chunkPacer() : undefined;
-  // tus asks for one range at a time and PATCHes it before asking for the next: the next range is
-  // encrypted while the current one uploads, so the link never waits for the encoder. The next
-  // PATCH's size is fixed when its range is prefetched, so that tus then asks for exactly it.
-  let ahead: { start: number; stop: number; bytes: Promise<Uint8Array> } | undefined;
-  const encrypt = (start: number, stop: number, after: Promise<unknown> = Promise.resolve()) => {
-    const bytes = after.then(() => encoder.range(start, stop));
-    bytes.catch(() => {}); // a prefetch nobody asks for must not be an unhandled rejection
-    return { start, stop, bytes };
-  };
   const upload = new tus.Upload(Buffer.alloc(0), {
     endpoint: `${baseUrl}${TUS_PATH}`,
     uploadUrl: file.uploadUrl ? new URL(file.uploadUrl, baseUrl).toString() : undefined,
@@ -132,14 +124,8 @@ export function tusUpload(
           size: encoder.totalLength,
           async slice(start: number, end: number) {
             const stop = Math.min(end, encoder.totalLength);
-            const current = ahead?.start === start && ahead.stop === stop ? ahead : encrypt(start, stop, ahead?.bytes.catch(() => {}));
             if (pacer) upload.options.chunkSize = pacer.next();
-            const next = Math.min(stop + upload.options.chunkSize!, encoder.totalLength);
-            ahead = stop < encoder.totalLength ? encrypt(stop, next, current.bytes.catch(() => {})) : undefined;
-            const bytes = await current.bytes;
-            // A view, not a copy. tus-js-client in Node measures a chunk by its `size`, as its own BufferSource does.
-            const value = Object.assign(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), { size: stop - start });
-            return { value, done: stop >= encoder.totalLength };
+            return { value: ciphertextStream(encoder, start, stop), done: stop >= encoder.totalLength };
           },
           close() {},
         };
@@ -157,6 +143,21 @@ export function tusUpload(
     onError: (err) => done(err),
   });
   return upload;
+}
+
+/** Encrypted bytes ahead of the socket: enough that the link never waits for the encoder. */
+const ENCRYPT_AHEAD_BYTES = 16 * 1024 * 1024;
+
+/**
+ * Ciphertext [start, stop) as a stream that encrypts as the request body drains, one AEAD chunk
+ * at a time: the PATCH size costs no memory, and no range is assembled and copied. tus-js-client
+ * in Node pipes a Readable body and sends its `size` as Content-Length.
+ */
+function ciphertextStream(encoder: FileEncoder, start: number, stop: number): Readable & { size: number } {
+  async function* nonEmpty() {
+    for await (const bytes of encoder.pieces(start, stop)) if (bytes.length) yield Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  }
+  return Object.assign(Readable.from(nonEmpty(), { objectMode: false, highWaterMark: ENCRYPT_AHEAD_BYTES }), { size: stop - start });
 }
 
 /** Uploads one file to the end; resolves with its upload id. */

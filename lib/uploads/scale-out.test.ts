@@ -131,6 +131,8 @@ interface Routed {
   requestOffset?: string;
   responseOffset?: string;
   status?: number;
+  /** Body bytes passed on to the backend so far. */
+  forwarded: number;
 }
 
 /**
@@ -143,11 +145,12 @@ async function startBalancer() {
   const log: Routed[] = [];
   const active = new Map<string, number>();
   const sockets = new Set<net.Socket>();
+  let onBody: ((entry: Routed) => void) | undefined;
   const agent = new http.Agent({ keepAlive: false });
   const server = http.createServer((req, res) => {
     if (backends.length === 0) return void res.writeHead(503, { connection: 'close' }).end('no backend\n');
     const backend = backends[next++ % backends.length];
-    const entry: Routed = { method: req.method!, backend, requestOffset: req.headers['upload-offset'] as string | undefined };
+    const entry: Routed = { method: req.method!, backend, requestOffset: req.headers['upload-offset'] as string | undefined, forwarded: 0 };
     log.push(entry);
     const key = `${req.method} ${backend}`;
     active.set(key, (active.get(key) ?? 0) + 1);
@@ -173,6 +176,10 @@ async function startBalancer() {
       if (!res.headersSent) res.writeHead(502, { 'content-type': 'text/plain', connection: 'close' }).end('bad gateway\n');
       else res.destroy();
     });
+    req.on('data', (chunk: Buffer) => {
+      entry.forwarded += chunk.length;
+      onBody?.(entry);
+    });
     req.pipe(upstream);
     res.on('close', () => {
       settle();
@@ -188,6 +195,10 @@ async function startBalancer() {
     route(to: string[]) {
       backends = to;
     },
+    /** Called as each request body chunk passes, once it has been counted in `forwarded`. */
+    onBody(watch: ((entry: Routed) => void) | undefined) {
+      onBody = watch;
+    },
     inFlight: (method: string, backend: string) => active.get(`${method} ${backend}`) ?? 0,
     close: () =>
       new Promise<void>((r) => {
@@ -198,11 +209,11 @@ async function startBalancer() {
 }
 
 /** Starts a tus upload of file through baseUrl; `finished` settles when it ends. */
-function startUpload(baseUrl: string, delivery: CreatedDelivery, file: PreparedFile, opts: { chunkSize: number; retryDelays?: number[]; onProgress?: (sent: number) => void }) {
+function startUpload(baseUrl: string, delivery: CreatedDelivery, file: PreparedFile, opts: { chunkSize: number; retryDelays?: number[] }) {
   let settle!: (err?: Error) => void;
   const finished = new Promise<void>((resolve, reject) => (settle = (err) => (err ? reject(err) : resolve())));
   finished.catch(() => {});
-  const upload: tus.Upload = tusUpload(baseUrl, delivery, file, { chunkSize: opts.chunkSize, retryDelays: opts.retryDelays, onProgress: opts.onProgress }, settle);
+  const upload: tus.Upload = tusUpload(baseUrl, delivery, file, { chunkSize: opts.chunkSize, retryDelays: opts.retryDelays }, settle);
   upload.start();
   return { upload, finished };
 }
@@ -210,8 +221,8 @@ function startUpload(baseUrl: string, delivery: CreatedDelivery, file: PreparedF
 /** Records the ciphertext ranges the client reads from here on (what it sends next). */
 function recordRanges(file: PreparedFile): number[] {
   const starts: number[] = [];
-  const range = file.encoder.range.bind(file.encoder);
-  file.encoder.range = (s: number, e: number) => (starts.push(s), range(s, e));
+  const pieces = file.encoder.pieces.bind(file.encoder);
+  file.encoder.pieces = (s: number, e: number) => (starts.push(s), pieces(s, e));
   return starts;
 }
 
@@ -352,20 +363,18 @@ test('two app instances and a worker on one PostgreSQL and one Ceph RGW bucket',
     let patchInFlightAtKill = 0;
     let sentAtKill = 0;
     let ranges: number[] = [];
-    const up = startUpload(lb.url, delivery, file, {
-      chunkSize: 16 * MiB,
-      retryDelays: [200, 500, 1000, 1000, 2000, 2000, 3000, 3000],
-      onProgress: (sent) => {
-        // In the middle of the second PATCH: the first (16 MiB) is stored, the second is streaming.
-        if (killed || sent < 24 * MiB) return;
-        sentAtKill = sent;
-        patchInFlightAtKill = lb.inFlight('PATCH', a.url);
-        ranges = recordRanges(file); // what the client reads from now on is what it resends
-        killed = a.kill().then(() => lb.route([b.url]));
-      },
+    // In the middle of the second PATCH: the first (16 MiB) is stored, the second is streaming to A.
+    lb.onBody((entry) => {
+      if (killed || entry.method !== 'PATCH' || Number(entry.requestOffset) !== 16 * MiB || entry.forwarded < 8 * MiB) return;
+      sentAtKill = 16 * MiB + entry.forwarded;
+      patchInFlightAtKill = lb.inFlight('PATCH', a.url);
+      ranges = recordRanges(file); // what the client reads from now on is what it resends
+      killed = a.kill().then(() => lb.route([b.url]));
     });
+    const up = startUpload(lb.url, delivery, file, { chunkSize: 16 * MiB, retryDelays: [200, 500, 1000, 1000, 2000, 2000, 3000, 3000] });
     await within(until(() => killed !== undefined, 'the upload to reach 24 MiB'), 60_000, 'reaching 24 MiB');
     await killed;
+    lb.onBody(undefined);
     assert.equal(patchInFlightAtKill, 1, 'a PATCH to A was streaming when A was killed');
     const routedBefore = lb.log.length;
     await within(up.finished, 90_000, 'the resumed upload');

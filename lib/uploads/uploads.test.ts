@@ -133,8 +133,8 @@ for (const setup of setups) {
       assert.ok(offset >= 2 * MiB && offset < file.encoder.totalLength, `server offset ${offset}`);
 
       const requested: number[] = [];
-      const range = file.encoder.range.bind(file.encoder);
-      file.encoder.range = (s: number, e: number) => (requested.push(s), range(s, e));
+      const pieces = file.encoder.pieces.bind(file.encoder);
+      file.encoder.pieces = (s: number, e: number) => (requested.push(s), pieces(s, e));
       const second = startUpload(app, delivery, file, 1 * MiB);
       await second.finished;
       assert.equal(requested[0], offset, 'the resumed upload starts at the server offset, not at 0');
@@ -224,8 +224,8 @@ for (const setup of setups) {
       const offset = await serverOffset(app, file, delivery.senderToken);
       assert.ok(offset >= 2 * MiB, `offset after restart ${offset}`);
       const requested: number[] = [];
-      const range = file.encoder.range.bind(file.encoder);
-      file.encoder.range = (s: number, e: number) => (requested.push(s), range(s, e));
+      const pieces = file.encoder.pieces.bind(file.encoder);
+      file.encoder.pieces = (s: number, e: number) => (requested.push(s), pieces(s, e));
       await startUpload(app, delivery, file, 1 * MiB).finished;
       assert.equal(requested[0], offset);
       await submit(app.url, delivery, { subject: 's', message: 'm' }, [file]);
