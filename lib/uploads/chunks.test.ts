@@ -1,7 +1,7 @@
 /** PATCH sizes: whole S3 parts, about a minute of the measured speed, within bounds. */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { chunkPacer, FIRST_CHUNK_BYTES, MAX_CHUNK_BYTES, nextChunkSize, PART_BYTES } from './chunks';
+import { chunkPacer, FIRST_CHUNK_BYTES, MAX_CHUNK_BYTES, MAX_STREAMED_CHUNK_BYTES, nextChunkSize, PART_BYTES } from './chunks';
 
 const MiB = 1024 * 1024;
 
@@ -26,7 +26,7 @@ test('without a measurement the first size is used', () => {
 
 test('the pacer measures each PATCH from the end of the one before', () => {
   let clock = 0;
-  const pacer = chunkPacer(() => clock);
+  const pacer = chunkPacer(MAX_CHUNK_BYTES, () => clock);
   assert.equal(pacer.next(), FIRST_CHUNK_BYTES, 'nothing measured yet');
   clock = 24_000;
   pacer.completed(48 * MiB);
@@ -34,4 +34,15 @@ test('the pacer measures each PATCH from the end of the one before', () => {
   clock = 24_000 + 240_000; // the next 120 MiB took 4 minutes: the link slowed to 0.5 MiB/s
   pacer.completed(120 * MiB);
   assert.equal(pacer.next(), 24 * MiB);
+});
+
+test('a streaming sender may send larger PATCHes than one holding them in memory', () => {
+  let clock = 0;
+  const held = chunkPacer(MAX_CHUNK_BYTES, () => clock);
+  const streamed = chunkPacer(MAX_STREAMED_CHUNK_BYTES, () => clock);
+  clock = 1_000; // 48 MiB in a second: a minute's worth is 2880 MiB
+  held.completed(48 * MiB);
+  streamed.completed(48 * MiB);
+  assert.equal(held.next(), MAX_CHUNK_BYTES);
+  assert.equal(streamed.next(), MAX_STREAMED_CHUNK_BYTES);
 });

@@ -9,7 +9,10 @@ const MiB = 1024 * 1024;
 /** lib/storage/s3.ts PART_SIZE. */
 export const PART_BYTES = 8 * MiB;
 export const FIRST_CHUNK_BYTES = 48 * MiB;
+/** For a sender that holds a PATCH's ciphertext in memory (the page's worker hands over ranges). */
 export const MAX_CHUNK_BYTES = 256 * MiB;
+/** For a sender that streams each PATCH (the Node client): only the request time limit bounds it. */
+export const MAX_STREAMED_CHUNK_BYTES = 2048 * MiB;
 const TARGET_SECONDS = 60;
 
 /** The next PATCH size after one of `bytes` took `seconds`. */
@@ -21,9 +24,10 @@ export function nextChunkSize(bytes: number, seconds: number, max = MAX_CHUNK_BY
 
 /**
  * The PATCH sizes of one upload: `completed` after each PATCH the server accepted, `next` when
- * the size of the PATCH after the one about to go is to be decided (the reader prefetches it).
+ * the size of a later PATCH is to be decided (the page's reader decides the one after the one
+ * about to go, which it prefetches; a streaming sender the very next one).
  */
-export function chunkPacer(now: () => number = () => performance.now()) {
+export function chunkPacer(max = MAX_CHUNK_BYTES, now: () => number = () => performance.now()) {
   let started = now();
   let last = { bytes: 0, seconds: 0 };
   return {
@@ -32,6 +36,6 @@ export function chunkPacer(now: () => number = () => performance.now()) {
       last = { bytes, seconds: (t - started) / 1000 };
       started = t;
     },
-    next: (): number => nextChunkSize(last.bytes, last.seconds),
+    next: (): number => nextChunkSize(last.bytes, last.seconds, max),
   };
 }

@@ -9,7 +9,7 @@ import * as tus from 'tus-js-client';
 import { FileEncoder, newFileEncryption } from '@/lib/crypto/encoder';
 import { encryptManifest, type Manifest } from '@/lib/crypto/manifest';
 import type { CreatedDelivery, DeliveryStatus } from '@/lib/deliveries';
-import { chunkPacer, FIRST_CHUNK_BYTES } from './chunks';
+import { chunkPacer, FIRST_CHUNK_BYTES, MAX_STREAMED_CHUNK_BYTES } from './chunks';
 import { SENDER_TOKEN_HEADER, TUS_PATH } from './index';
 
 export interface FileSource {
@@ -105,7 +105,7 @@ export function tusUpload(
   done: (err?: Error) => void,
 ): tus.Upload {
   const encoder = file.encoder;
-  const pacer = opts.chunkSize === undefined ? chunkPacer() : undefined;
+  const pacer = opts.chunkSize === undefined ? chunkPacer(MAX_STREAMED_CHUNK_BYTES) : undefined;
   const upload = new tus.Upload(Buffer.alloc(0), {
     endpoint: `${baseUrl}${TUS_PATH}`,
     uploadUrl: file.uploadUrl ? new URL(file.uploadUrl, baseUrl).toString() : undefined,
@@ -124,7 +124,6 @@ export function tusUpload(
           size: encoder.totalLength,
           async slice(start: number, end: number) {
             const stop = Math.min(end, encoder.totalLength);
-            if (pacer) upload.options.chunkSize = pacer.next();
             return { value: ciphertextStream(encoder, start, stop), done: stop >= encoder.totalLength };
           },
           close() {},
@@ -136,7 +135,11 @@ export function tusUpload(
     },
     onProgress: opts.onProgress,
     onChunkComplete: (size, accepted) => {
-      pacer?.completed(size);
+      // tus reads chunkSize for the next PATCH after this callback.
+      if (pacer) {
+        pacer.completed(size);
+        upload.options.chunkSize = pacer.next();
+      }
       opts.onOffset?.(accepted);
     },
     onSuccess: () => done(),
