@@ -17,6 +17,8 @@ export interface FileSource {
   type: string;
   size: number;
   read(start: number, end: number): Promise<Uint8Array>;
+  /** Fills target with the bytes from start on (throws if the file is shorter): no allocation. */
+  readInto?(target: Uint8Array, start: number): Promise<void>;
 }
 
 export function bufferSource(name: string, data: Uint8Array, type = 'application/octet-stream'): FileSource {
@@ -26,20 +28,23 @@ export function bufferSource(name: string, data: Uint8Array, type = 'application
 export async function pathSource(path: string, name: string, type = 'application/octet-stream'): Promise<FileSource> {
   const handle = await fs.open(path, 'r');
   const { size } = await handle.stat();
+  const readInto = async (target: Uint8Array, start: number) => {
+    for (let off = 0; off < target.length; ) {
+      const { bytesRead } = await handle.read(target, off, target.length - off, start + off);
+      if (bytesRead === 0) throw new Error(`${path} ended early`);
+      off += bytesRead;
+    }
+  };
   return {
     name,
     type,
     size,
     async read(start, end) {
       const buf = Buffer.allocUnsafe(end - start);
-      let off = 0;
-      while (off < buf.length) {
-        const { bytesRead } = await handle.read(buf, off, buf.length - off, start + off);
-        if (bytesRead === 0) throw new Error(`${path} ended early`);
-        off += bytesRead;
-      }
+      await readInto(buf, start);
       return buf;
     },
+    readInto,
   };
 }
 
@@ -83,7 +88,13 @@ export async function prepareFile(delivery: CreatedDelivery, source: FileSource)
     name: source.name,
     fileSize: source.size,
   });
-  const encoder = new FileEncoder({ header, messageKey, iv, readPlain: (s, e) => source.read(s, e) });
+  const encoder = new FileEncoder({
+    header,
+    messageKey,
+    iv,
+    readPlain: (s, e) => source.read(s, e),
+    readPlainInto: source.readInto && ((target, s) => source.readInto!(target, s)),
+  });
   return { source, encoder };
 }
 
