@@ -307,6 +307,8 @@ export class FileEncoder {
       await turn;
       const plain = await this.#plainChunk(q0, q0 + chunkPlainLength(this.layout, i));
       sealed = globalThis.crypto.subtle.encrypt(params, this.#key, ownBuffer(plain));
+      // A sender keeps its files' encoders until the delivery is submitted: a sent file keeps no buffer.
+      if (i === this.layout.chunkCount - 1) this.#readBuffer = undefined;
     } finally {
       handedOver();
     }
