@@ -118,7 +118,7 @@ async function openPglite(dir: string | undefined): Promise<Db> {
     };
     const created = dir !== undefined && !fs.existsSync(path.join(dir, 'PG_VERSION'));
     lite = await open();
-    // initdb leaves its memory in the WebAssembly instance for good; a fresh one is ~500 MiB smaller.
+    // initdb's memory stays in its WebAssembly instance for good; a fresh instance starts without it.
     if (created) {
       await lite.close();
       lite = await open();

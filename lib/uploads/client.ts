@@ -101,6 +101,7 @@ export async function prepareFile(delivery: CreatedDelivery, source: FileSource)
 export interface UploadOptions {
   /** Bytes per PATCH; by default it adapts to the link (lib/uploads/chunks). */
   chunkSize?: number;
+  /** Bytes handed to the request so far: up to one 4 MiB AEAD chunk ahead of the socket. */
   onProgress?: (sent: number, total: number) => void;
   /** Called after each PATCH the server accepted, with its offset. */
   onOffset?: (offset: number) => void;
