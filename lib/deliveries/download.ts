@@ -4,8 +4,7 @@
  * file's last byte: a `downloads` row, the sender's receipt and an audit entry, in one transaction.
  */
 import crypto from 'node:crypto';
-import diagnostics from 'node:diagnostics_channel';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { ServerResponse } from 'node:http';
 import * as openpgp from 'openpgp';
 import { audit } from '@/lib/audit';
 import { config } from '@/lib/config';
@@ -14,6 +13,7 @@ import { openStoredObject, type ObjectSource } from '@/lib/crypto/decoder';
 import { decryptManifest } from '@/lib/crypto/manifest';
 import { db, type Queryable } from '@/lib/db';
 import { HttpError, json } from '@/lib/http';
+import { exposeNodeExchange, nodeExchange } from '@/lib/http/node-exchange';
 import { queueMail } from '@/lib/mail';
 import { isMember, mailboxPrivateKeys, type User } from '@/lib/mailboxes';
 import { objectStore } from '@/lib/storage';
@@ -56,46 +56,11 @@ const MAX_USER_AGENT = 300;
 /** The route's public path (app/api/files/[id]/route.ts). */
 const FILES_PATH = '/api/files/';
 
-interface ResponseHook {
-  header: string;
-  responses: Map<string, ServerResponse>;
-}
-
-const g = globalThis as typeof globalThis & { __inkastDownloadsLog?: Logger; __inkastDownloadResponses?: ResponseHook };
+const g = globalThis as typeof globalThis & { __inkastDownloadsLog?: Logger };
 const log = () => (g.__inkastDownloadsLog ??= logger('downloads'));
 
-/**
- * Next 16 drops Content-Length from every route handler's Response (FORBIDDEN_HEADERS in
- * next/dist/server/send-response.js) and sends it chunked: no size, no progress bar, a HEAD that
- * says nothing. So, as lib/ratelimit/peer.ts does for the socket address, node:http's diagnostics
- * channel hands us each request before Next sees it, and a request for this route gets a header,
- * secret per process, naming its Node response. Once per process: Next loads modules twice.
- */
-function responseHook(): ResponseHook {
-  if (!g.__inkastDownloadResponses) {
-    const hook: ResponseHook = { header: `x-inkast-response-${crypto.randomBytes(12).toString('hex')}`, responses: new Map() };
-    diagnostics.subscribe('http.server.request.start', (message) => {
-      const { request, response } = message as { request: IncomingMessage; response: ServerResponse };
-      delete request.headers[hook.header];
-      if (!request.url?.startsWith(FILES_PATH)) return;
-      const id = crypto.randomUUID();
-      request.headers[hook.header] = id;
-      hook.responses.set(id, response);
-      response.once('close', () => hook.responses.delete(id));
-    });
-    g.__inkastDownloadResponses = hook;
-  }
-  return g.__inkastDownloadResponses;
-}
 // On load: lib/deliveries imports this module, so at boot, before the first request arrives.
-responseHook();
-
-/** The Node response of this request, when it came through this process's HTTP server. */
-function nodeResponse(req: Request): ServerResponse | undefined {
-  const hook = responseHook();
-  const id = req.headers.get(hook.header);
-  return id ? hook.responses.get(id) : undefined;
-}
+exposeNodeExchange(FILES_PATH);
 
 /** The file if it exists, is servable and the user may read its mailbox; the same 404 otherwise. */
 async function servableFile(q: Queryable, user: Downloader, fileId: string): Promise<ServableFile> {
@@ -205,7 +170,7 @@ export async function serveFile(req: Request, user: Downloader, fileId: string):
   const { start, end } = range ?? { start: 0, end: size };
   headers.set('Content-Length', String(end - start));
   if (range) headers.set('Content-Range', `bytes ${start}-${end - 1}/${size}`);
-  const res = nodeResponse(req);
+  const res = nodeExchange(req)?.response;
   let body: ReadableStream<Uint8Array> | null = null;
   if (req.method !== 'HEAD') {
     // Opened before answering, so a missing or damaged object is a clean 500, not a cut-off body.

@@ -2,6 +2,7 @@ import crypto from 'node:crypto';
 import { EVENTS, Server, type Locker, type Upload } from '@tus/server';
 import { config } from '@/lib/config';
 import { authorizeUpload, DeliveryError, forgetUpload, recordUploadFinished, removeFinishedUpload, reserveUpload } from '@/lib/deliveries';
+import { exposeNodeExchange, nodeExchange, uncopiedBody } from '@/lib/http/node-exchange';
 import { clientIp, isRateLimitError, limitUploadBytes } from '@/lib/ratelimit';
 import { checkOrigin, tusRefusal, validateTusRequest } from '@/lib/security';
 import { objectStore } from '@/lib/storage';
@@ -11,6 +12,9 @@ import { createUploadLocker, PostgresLocker } from './locker';
 export const TUS_PATH = '/api/tus';
 /** The header that carries the sender token on every tus request. */
 export const SENDER_TOKEN_HEADER = 'Inkast-Sender-Token';
+// On load: lib/boot imports this module, so before the first request arrives.
+exposeNodeExchange(TUS_PATH);
+
 /** No single stored object may exceed this: 5 GB of plaintext plus the format's overhead. */
 const MAX_OBJECT_BYTES = 5_100_000_000;
 
@@ -102,6 +106,15 @@ export async function closeUploads(): Promise<void> {
   if (locker instanceof PostgresLocker) await locker.close();
 }
 
+/**
+ * The request with its body read straight from the socket, when this process's HTTP server took
+ * it (lib/http/node-exchange): not copied chunk by chunk on its way to the store.
+ */
+function withUncopiedBody(req: Request): Request {
+  const node = req.body && nodeExchange(req)?.request;
+  return node ? new Request(req, { body: uncopiedBody(node), duplex: 'half' } as RequestInit) : req;
+}
+
 /** Hands a web Request to the tus server (one per process). */
 export async function handleTusRequest(req: Request): Promise<Response> {
   // Malformed tus headers and cross-site requests are refused before any work is done.
@@ -120,8 +133,9 @@ export async function handleTusRequest(req: Request): Promise<Response> {
     }
   }
   g.__inkastTus ??= createTusServer();
-  const res = await g.__inkastTus.handleWeb(req);
-  const wait = retryAfter.get(req);
+  const tusReq = withUncopiedBody(req);
+  const res = await g.__inkastTus.handleWeb(tusReq);
+  const wait = retryAfter.get(tusReq);
   if (res.status === 429 && wait) res.headers.set('Retry-After', String(wait));
   return res;
 }
