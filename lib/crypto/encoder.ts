@@ -270,9 +270,15 @@ export class FileEncoder {
       const stride = layout.chunkSize + TAG_LENGTH;
       const first = Math.floor((b0 - SEIPD_PARAMS_LENGTH) / stride);
       const last = Math.floor((chunksEnd - 1 - SEIPD_PARAMS_LENGTH) / stride);
+      // One chunk ahead: the next chunk's read and AES-GCM (both off the main thread) overlap the
+      // consumer's work on this one, such as writing it to a socket.
+      let next = this.#chunk(first);
       for (let i = first; i <= last; i++) {
-        const cached = this.#cache;
-        const bytes = cached?.index === i ? cached.bytes : await this.#encrypt(i);
+        const bytes = await next;
+        if (i < last) {
+          next = this.#chunk(i + 1);
+          next.catch(() => {}); // an abandoned generator never awaits it
+        }
         this.#remember(i, bytes);
         const cs = chunkBodyStart(layout, i);
         yield bytes.subarray(b0 - cs, chunksEnd - cs);
@@ -283,6 +289,12 @@ export class FileEncoder {
       this.#finalTag ??= this.#computeFinalTag();
       yield (await this.#finalTag).subarray(b0 - tagStart, b1 - tagStart);
     }
+  }
+
+  /** Chunk i's ciphertext ‖ tag, from the cache when it holds chunk i. */
+  #chunk(i: number): Promise<Uint8Array> {
+    const cached = this.#cache;
+    return cached?.index === i ? Promise.resolve(cached.bytes) : this.#encrypt(i);
   }
 
   /** Caches chunk i and reports its tag once. */
