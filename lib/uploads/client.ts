@@ -25,9 +25,13 @@ export function bufferSource(name: string, data: Uint8Array, type = 'application
   return { name, type, size: data.byteLength, read: async (s, e) => data.subarray(s, e) };
 }
 
-export async function pathSource(path: string, name: string, type = 'application/octet-stream'): Promise<FileSource> {
+/** A file on disk, read where the encoder asks; close() when its upload is over. */
+export async function pathSource(path: string, name: string, type = 'application/octet-stream'): Promise<FileSource & { close(): Promise<void> }> {
   const handle = await fs.open(path, 'r');
-  const { size } = await handle.stat();
+  const { size } = await handle.stat().catch(async (err: unknown) => {
+    await handle.close();
+    throw err;
+  });
   const readInto = async (target: Uint8Array, start: number) => {
     for (let off = 0; off < target.length; ) {
       const { bytesRead } = await handle.read(target, off, target.length - off, start + off);
@@ -45,6 +49,7 @@ export async function pathSource(path: string, name: string, type = 'application
       return buf;
     },
     readInto,
+    close: () => handle.close(),
   };
 }
 

@@ -5,6 +5,9 @@
  */
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import { test } from 'node:test';
 import * as openpgp from 'openpgp';
 import { unwrapPrivateKey } from '@/lib/crypto/keys';
@@ -14,6 +17,7 @@ import { createPostgresDatabase, postgresAdminUrl, s3Settings } from '@/lib/test
 import {
   bufferSource,
   openDelivery,
+  pathSource,
   prepareFile,
   SenderApiError,
   submit,
@@ -109,11 +113,16 @@ for (const setup of setups) {
     const mark = markers();
     const sent: { uploadId: string; name: string; bytes: Buffer }[] = [];
 
-    await t.test('a multi-chunk file and a small one arrive verified', async () => {
+    await t.test('a multi-chunk file from disk and a small one from memory arrive verified', async () => {
       const big = fileWith(mark.content, 9 * MiB + 123);
       const small = fileWith(mark.content, 5000);
+      const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'inkast-sender-'));
+      t.after(() => fs.rm(dir, { recursive: true, force: true }));
+      await fs.writeFile(path.join(dir, 'big.bin'), big);
+      const onDisk = await pathSource(path.join(dir, 'big.bin'), mark.name);
+      t.after(() => onDisk.close());
       const delivery = await openDelivery(app.url, { slug: app.slug, senderEmail: 'sender@example.org' });
-      const files = [await prepareFile(delivery, bufferSource(mark.name, big)), await prepareFile(delivery, bufferSource('b.txt', small, 'text/plain'))];
+      const files = [await prepareFile(delivery, onDisk), await prepareFile(delivery, bufferSource('b.txt', small, 'text/plain'))];
       for (const f of files) await uploadFile(app.url, delivery, f, { chunkSize: 4 * MiB });
       await submit(app.url, delivery, { subject: mark.subject, message: mark.message }, files);
       const status = await waitForFinalState(app.url, delivery);
