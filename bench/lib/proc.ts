@@ -141,6 +141,8 @@ export function cephPids(): Record<string, number> {
 export interface CpuUse {
   /** CPU seconds per party over the step. */
   bench: number;
+  /** The client process: sender, handler, raw store client (bench/tools/client.ts). */
+  client: number;
   server: number;
   rgw: number;
   osd: number;
@@ -150,11 +152,12 @@ export interface CpuUse {
 }
 
 /** Starts counting CPU seconds; `end()` returns what each party used since. */
-export function countCpu(serverPid: number | undefined): { end(): CpuUse } {
+export function countCpu(pids: { server?: number; client?: number }): { end(): CpuUse } {
   const ceph = cephPids();
   const read = () => ({
     bench: cpuSeconds(process.pid) ?? 0,
-    server: serverPid ? (cpuSeconds(serverPid) ?? 0) : 0,
+    client: pids.client ? (cpuSeconds(pids.client) ?? 0) : 0,
+    server: pids.server ? (cpuSeconds(pids.server) ?? 0) : 0,
     rgw: ceph.rgw ? (cpuSeconds(ceph.rgw) ?? 0) : 0,
     osd: ceph.osd ? (cpuSeconds(ceph.osd) ?? 0) : 0,
     mon: ceph.mon ? (cpuSeconds(ceph.mon) ?? 0) : 0,
@@ -166,9 +169,10 @@ export function countCpu(serverPid: number | undefined): { end(): CpuUse } {
     end() {
       const b = read();
       const d = (k: keyof typeof a) => b[k] - a[k];
-      const ours = d('bench') + d('server') + d('rgw') + d('osd') + d('mon');
+      const ours = d('bench') + d('client') + d('server') + d('rgw') + d('osd') + d('mon');
       return {
         bench: d('bench'),
+        client: d('client'),
         server: d('server'),
         rgw: d('rgw'),
         osd: d('osd'),

@@ -9,34 +9,29 @@ import { spawn } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
-import http from 'node:http';
 import path from 'node:path';
-import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import {
   AbortMultipartUploadCommand,
   DeleteBucketCommand,
   DeleteObjectCommand,
-  GetObjectCommand,
   ListMultipartUploadsCommand,
   ListObjectsV2Command,
   S3Client,
 } from '@aws-sdk/client-s3';
-import { Upload } from '@aws-sdk/lib-storage';
-import * as openpgp from 'openpgp';
 import pg from 'pg';
-import { verifyStoredObject, type VerifiedObject } from '@/lib/crypto/decoder';
 import { unwrapPrivateKey } from '@/lib/crypto/keys';
 import { testKey } from '@/lib/crypto/testing';
 import { encryptManifest, type Manifest } from '@/lib/crypto/manifest';
-import type { CreatedDelivery } from '@/lib/deliveries';
 import { openDb } from '@/lib/db';
+import { s3ClientConfig } from '@/lib/storage';
 import { startApp, type RunningApp } from '@/lib/testing/app';
-import { appDatabase, appMasterKey, appObjectStore, s3AppEnv } from '@/lib/testing/inspect';
+import { appDatabase, appMasterKey, appObjectStoreSettings, s3AppEnv } from '@/lib/testing/inspect';
 import { signInLinkFrom, signInWithEmail, type MailCatcher } from '@/lib/testing/sign-in';
 import { createPostgresDatabase, type S3Settings } from '@/lib/testing/targets';
-import { deliveryStatus, openDelivery, prepareFile, uploadFile, uploadIdOf, type FileSource, type PreparedFile } from '@/lib/uploads/client';
+import { deliveryStatus } from '@/lib/uploads/client';
 import { SENDER_TOKEN_HEADER } from '@/lib/uploads';
+import type { SentFile } from '../tools/client';
+import { startClient, type Client } from './client';
 import { appServerPids } from './proc';
 import { MiB, now, sleep } from './util';
 
@@ -47,6 +42,7 @@ export const HANDLER = 'handlaggare@bench.example';
 export const SENDER = 'avsandare@bench.example';
 /** The app's job lease in the bench: long, so that `locked_until − lease` is the moment a job was claimed. */
 const LEASE_MS = 3_600_000;
+const PROFILE_HOOK = path.resolve(import.meta.dirname, '..', 'tools', 'cpu-profile-hook.cjs');
 
 export interface TestFile {
   path: string;
@@ -61,6 +57,8 @@ export interface Stack {
   app: RunningApp;
   /** The app server's pid (for RSS and CPU). */
   pid: number;
+  /** The process the sender, the handler and the raw store client run in (bench/tools/client.ts). */
+  client: Client;
   /** The handler's session cookie. */
   cookie: string;
   /** The environment the app was started with (kept for restarts). */
@@ -77,20 +75,8 @@ export interface StackOptions {
   smtp: MailCatcher;
   s3Settings?: S3Settings;
   postgresAdminUrl?: string;
-  /** More environment for the app (e.g. NODE_OPTIONS=--cpu-prof to profile it). */
-  appEnv?: Record<string, string>;
-}
-
-function s3Client(env: Record<string, string>): S3Client {
-  return new S3Client({
-    endpoint: env.S3_ENDPOINT,
-    region: env.S3_REGION,
-    forcePathStyle: true,
-    credentials: { accessKeyId: env.S3_ACCESS_KEY_ID, secretAccessKey: env.S3_SECRET_ACCESS_KEY },
-    // Ceph 16 refuses aws-chunked trailing checksums (TESTING.md): the same setting as the app's.
-    requestChecksumCalculation: 'WHEN_REQUIRED',
-    responseChecksumValidation: 'WHEN_REQUIRED',
-  });
+  /** Profile the app server and the client process into this directory (bench/tools/cpu-profile-hook.cjs). */
+  profileDir?: string;
 }
 
 async function launch(env: Record<string, string>, dataDir?: string): Promise<{ app: RunningApp; pid: number }> {
@@ -124,7 +110,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     INKAST_RATE_UPLOAD_BYTES_PER_IP: 'off',
     INKAST_RATE_SIGN_IN_PER_ADDRESS: 'off',
     INKAST_RATE_SIGN_IN_PER_IP: 'off',
-    ...opts.appEnv,
+    ...(opts.profileDir && { NODE_OPTIONS: `--require ${PROFILE_HOOK}`, INKAST_BENCH_PROFILE_DIR: opts.profileDir }),
   };
   if (opts.store === 'ceph') {
     if (!opts.s3Settings) throw new Error('no S3 server answers: start Ceph (scripts/ceph-rgw-start.sh) or use --stores local');
@@ -137,12 +123,13 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     env.DATABASE_URL = databaseUrl;
   }
   const { app, pid } = await launch(env);
-  const stack: Stack = { store: opts.store, db: opts.db, app, pid, cookie: '', env, databaseUrl };
+  const stack: Stack = { store: opts.store, db: opts.db, app, pid, client: await startClient(opts.profileDir ? { hook: PROFILE_HOOK, dir: opts.profileDir } : undefined), cookie: '', env, databaseUrl };
   running.add(stack);
   try {
-    if (opts.store === 'ceph') {
-      stack.s3 = s3Client(env);
-      stack.bucket = env.S3_BUCKET;
+    const store = appObjectStoreSettings(app);
+    if (store.kind === 's3') {
+      stack.s3 = new S3Client(s3ClientConfig(store));
+      stack.bucket = store.bucket;
     }
     if (databaseUrl) {
       stack.pg = new pg.Pool({ connectionString: databaseUrl, max: 4 });
@@ -186,6 +173,7 @@ export async function restartStack(
 /** Stops the app and removes what it stored (bucket, database, data directory) unless `keep`. */
 export async function destroyStack(stack: Stack, opts: { keep?: boolean; postgresAdminUrl?: string } = {}): Promise<void> {
   await stack.app.stop().catch(() => {});
+  await stack.client.stop();
   running.delete(stack);
   await stack.pg?.end().catch(() => {});
   if (opts.keep) return;
@@ -239,52 +227,17 @@ export async function makeTestFile(dir: string, name: string, size: number): Pro
   return { path: file, name, size, sha256: hash.digest('hex') };
 }
 
-/** A file read straight from disk (lib/uploads/client's pathSource, with a close). */
-async function openSource(file: TestFile): Promise<FileSource & { close(): Promise<void> }> {
-  const handle = await fsp.open(file.path, 'r');
-  return {
-    name: file.name,
-    type: 'application/octet-stream',
-    size: file.size,
-    async read(start, end) {
-      const buf = Buffer.allocUnsafe(end - start);
-      for (let off = 0; off < buf.length; ) {
-        const { bytesRead } = await handle.read(buf, off, buf.length - off, start + off);
-        if (bytesRead === 0) throw new Error(`${file.path} ended early`);
-        off += bytesRead;
-      }
-      return buf;
-    },
-    close: () => handle.close(),
-  };
-}
-
 // ---- the full path ----
 
-export interface Sent {
-  delivery: CreatedDelivery;
-  prepared: PreparedFile;
+/** A file sent through the full path, and the test file it came from. */
+export interface Sent extends SentFile {
   file: TestFile;
-  uploadId: string;
-  /** Ciphertext bytes stored. */
-  objectSize: number;
-  /** From the tus creation to the last PATCH accepted. */
-  seconds: number;
 }
 
-/** Opens a delivery and uploads one file through the encoder and tus-js-client, as a sender does. */
+/** Opens a delivery and uploads one file through the encoder and tus-js-client, as a sender does (in the client process). */
 export async function sendFile(stack: Stack, file: TestFile, chunkSize?: number): Promise<Sent> {
-  const delivery = await openDelivery(stack.app.url, { slug: stack.app.slug, senderEmail: SENDER, locale: 'sv' });
-  const source = await openSource(file);
-  try {
-    const prepared = await prepareFile(delivery, source);
-    const t0 = now();
-    await uploadFile(stack.app.url, delivery, prepared, { chunkSize, retryDelays: [0, 1000, 3000] });
-    const seconds = (now() - t0) / 1000;
-    return { delivery, prepared, file, uploadId: uploadIdOf(prepared), objectSize: prepared.encoder.totalLength, seconds };
-  } finally {
-    await source.close();
-  }
+  const sent = await stack.client.run('send', { appUrl: stack.app.url, slug: stack.app.slug, senderEmail: SENDER, file, chunkSize });
+  return { ...sent, file };
 }
 
 /** Hands in the manifest (the file's SHA-256 known from generating it; lib/uploads/client's submit re-reads the file). */
@@ -356,27 +309,9 @@ export async function fileIdsOf(stack: Stack, deliveryId: string): Promise<strin
   return [...new Set([...(await res.text()).matchAll(/\/api\/files\/([0-9a-f-]{36})/g)].map((m) => m[1]))];
 }
 
-/** Reads a stream to its end, counting bytes. */
-async function drain(stream: AsyncIterable<Uint8Array>): Promise<number> {
-  let n = 0;
-  for await (const chunk of stream) n += chunk.length;
-  return n;
-}
-
-/** GET /api/files/<id> as the signed-in handler: the decrypting download. */
-export async function download(stack: Stack, fileId: string): Promise<{ bytes: number; seconds: number }> {
-  const t0 = now();
-  const bytes = await new Promise<number>((resolve, reject) => {
-    const req = http.get(`${stack.app.url}/api/files/${fileId}`, { headers: { cookie: stack.cookie } }, (res) => {
-      if (res.statusCode !== 200) {
-        res.resume();
-        return reject(new Error(`download answered ${res.statusCode}`));
-      }
-      drain(res).then(resolve, reject);
-    });
-    req.on('error', reject);
-  });
-  return { bytes, seconds: (now() - t0) / 1000 };
+/** GET /api/files/<id> as the signed-in handler: the decrypting download (in the client process). */
+export function download(stack: Stack, fileId: string): Promise<{ bytes: number; seconds: number }> {
+  return stack.client.run('download', { appUrl: stack.app.url, cookie: stack.cookie, fileId });
 }
 
 // ---- the raw store ----
@@ -385,39 +320,14 @@ function localObject(stack: Stack, key: string): string {
   return path.join(stack.app.dataDir, 'objects', key);
 }
 
-/** The same bytes written straight to the store: @aws-sdk/lib-storage into the bucket, or a stream copy into the object directory. */
-export async function rawWrite(
-  stack: Stack,
-  file: TestFile,
-  key: string,
-  opts: { partSize: number; queueSize: number },
-): Promise<{ seconds: number }> {
-  const body = fs.createReadStream(file.path, { highWaterMark: MiB });
-  const t0 = now();
-  if (stack.s3) {
-    await new Upload({
-      client: stack.s3,
-      params: { Bucket: stack.bucket!, Key: key, Body: body },
-      partSize: opts.partSize,
-      queueSize: opts.queueSize,
-    }).done();
-  } else {
-    await pipeline(body, fs.createWriteStream(localObject(stack, key)));
-  }
-  return { seconds: (now() - t0) / 1000 };
+/** The same bytes written straight to the store (in the client process): @aws-sdk/lib-storage into the bucket, or a stream copy into the object directory. */
+export function rawWrite(stack: Stack, file: TestFile, key: string, opts: { partSize: number; queueSize: number }): Promise<{ seconds: number }> {
+  return stack.client.run('rawWrite', { store: appObjectStoreSettings(stack.app), file, key, ...opts });
 }
 
-/** A plain GET of an object (its ciphertext), no decryption. */
-export async function rawRead(stack: Stack, key: string): Promise<{ bytes: number; seconds: number }> {
-  const t0 = now();
-  let bytes: number;
-  if (stack.s3) {
-    const r = await stack.s3.send(new GetObjectCommand({ Bucket: stack.bucket!, Key: key }));
-    bytes = await drain(r.Body as Readable);
-  } else {
-    bytes = await drain(fs.createReadStream(localObject(stack, key), { highWaterMark: MiB }));
-  }
-  return { bytes, seconds: (now() - t0) / 1000 };
+/** A plain GET of an object (its ciphertext), no decryption (in the client process). */
+export function rawRead(stack: Stack, key: string): Promise<{ bytes: number; seconds: number }> {
+  return stack.client.run('rawRead', { store: appObjectStoreSettings(stack.app), key });
 }
 
 export async function rawDelete(stack: Stack, key: string): Promise<void> {
@@ -427,35 +337,21 @@ export async function rawDelete(stack: Stack, key: string): Promise<void> {
 
 // ---- verification outside the app ----
 
-/** The mailbox private keys, read as an auditor would (PGlite: only while the app is stopped). */
-export async function privateKeysOf(stack: Stack): Promise<openpgp.PrivateKey[]> {
+/** The mailbox private keys, armored, read as an auditor would (PGlite: only while the app is stopped). */
+export async function privateKeysOf(stack: Stack): Promise<string[]> {
   const db = stack.databaseUrl ? await openDb({ databaseUrl: stack.databaseUrl }) : await appDatabase(stack.app);
   try {
     const mk = appMasterKey(stack.app);
     const rows = (await db.query<{ wrapped_private_key: Uint8Array }>(`SELECT wrapped_private_key FROM mailbox_keys`)).rows;
-    return Promise.all(
-      rows.map((r) => openpgp.readPrivateKey({ armoredKey: unwrapPrivateKey(mk.key, mk.id, Buffer.from(r.wrapped_private_key)) })),
-    );
+    return rows.map((r) => unwrapPrivateKey(mk.key, mk.id, Buffer.from(r.wrapped_private_key)));
   } finally {
     await db.close();
   }
 }
 
-/** lib/crypto/decoder's verifyStoredObject in this process, over the app's object store: the verify pass without the app. */
-export async function verifyInProcess(
-  stack: Stack,
-  key: string,
-  size: number,
-  keys: openpgp.PrivateKey[],
-): Promise<{ seconds: number; result: VerifiedObject }> {
-  const store = appObjectStore(stack.app);
-  try {
-    const t0 = now();
-    const result = await verifyStoredObject({ size, read: (s, e) => store.readRange(key, s, e) }, keys);
-    return { seconds: (now() - t0) / 1000, result };
-  } finally {
-    await store.close();
-  }
+/** lib/crypto/decoder's verifyStoredObject over the app's object store, in the client process: the verify pass without the app. */
+export function verifyInProcess(stack: Stack, key: string, size: number, armoredKeys: string[]): Promise<{ seconds: number; sha256: string }> {
+  return stack.client.run('verify', { store: appObjectStoreSettings(stack.app), key, size, armoredKeys });
 }
 
 // ---- a bare tus server, for what hosting tus in Next costs ----
@@ -502,18 +398,9 @@ export async function startBareTus(stack: Stack): Promise<BareTus> {
 let benchKey: Promise<string> | undefined;
 
 /** The same client (encoder + tus-js-client, same chunk size) against the bare tus server. */
-export async function sendBare(bare: BareTus, file: TestFile, chunkSize?: number): Promise<{ seconds: number; uploadId: string }> {
+export async function sendBare(stack: Stack, bare: BareTus, file: TestFile, chunkSize?: number): Promise<SentFile> {
   benchKey ??= testKey('Bench').then((k) => k.publicKey);
-  const delivery = { deliveryId: 'bench', senderToken: 'bench', publicKeys: [await benchKey] } as CreatedDelivery;
-  const source = await openSource(file);
-  try {
-    const prepared = await prepareFile(delivery, source);
-    const t0 = now();
-    await uploadFile(bare.url, delivery, prepared, { chunkSize, retryDelays: [0, 1000, 3000] });
-    return { seconds: (now() - t0) / 1000, uploadId: uploadIdOf(prepared) };
-  } finally {
-    await source.close();
-  }
+  return stack.client.run('sendBare', { bareUrl: bare.url, publicKey: await benchKey, file, chunkSize });
 }
 
 /** Removes what the bare server stored for an upload (object and tus sidecars). */

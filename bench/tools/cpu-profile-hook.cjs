@@ -1,6 +1,6 @@
-// Preloaded into the app server by `npm run bench -- --profile-app` (NODE_OPTIONS=--require …):
-// samples the server's CPU from start; each SIGUSR2 writes a .cpuprofile (open it in Chrome
-// DevTools or speedscope) to $INKAST_BENCH_PROFILE_DIR and starts a new one.
+// Preloaded into the app server and the client process by `npm run bench -- --profile DIR`
+// (--require …): samples the process's CPU from start; each SIGUSR2 writes a .cpuprofile (open it
+// in Chrome DevTools or speedscope) to $INKAST_BENCH_PROFILE_DIR and starts a new one.
 // (--cpu-prof is not allowed in NODE_OPTIONS, and `next start` gives no other way in.)
 const fs = require('node:fs');
 const path = require('node:path');
@@ -20,7 +20,7 @@ process.on('SIGUSR2', () => {
   session.post('Profiler.stop', (err, result) => {
     if (!err) {
       fs.mkdirSync(dir, { recursive: true });
-      fs.writeFileSync(path.join(dir, `server-${process.pid}-${++n}.cpuprofile`), JSON.stringify(result.profile));
+      fs.writeFileSync(path.join(dir, `${process.env.INKAST_BENCH_PROFILE_ROLE || 'server'}-${process.pid}-${++n}.cpuprofile`), JSON.stringify(result.profile));
     }
     start();
   });

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import { openDb, type Db } from '@/lib/db';
 import { masterKeyFrom } from '@/lib/mailboxes/master-key';
-import { createObjectStore, type ObjectStore } from '@/lib/storage';
+import { createObjectStore, type ObjectStore, type ObjectStoreSettings } from '@/lib/storage';
 import type { RunningApp } from './app';
 import type { S3Settings } from './targets';
 
@@ -32,11 +32,11 @@ export async function s3AppEnv(s3: S3Settings): Promise<Record<string, string>> 
   };
 }
 
-/** The app's object store, opened from its environment. */
-export function appObjectStore(app: RunningApp): ObjectStore {
+/** The settings of the app's object store, read from its environment. */
+export function appObjectStoreSettings(app: RunningApp): ObjectStoreSettings {
   const e = app.env;
   return e.S3_BUCKET
-    ? createObjectStore({
+    ? {
         kind: 's3',
         endpoint: e.S3_ENDPOINT,
         bucket: e.S3_BUCKET,
@@ -45,8 +45,13 @@ export function appObjectStore(app: RunningApp): ObjectStore {
         secretAccessKey: e.S3_SECRET_ACCESS_KEY,
         forcePathStyle: true,
         checksum: 'WHEN_REQUIRED',
-      })
-    : createObjectStore({ kind: 'local', directory: path.join(app.dataDir, 'objects') });
+      }
+    : { kind: 'local', directory: path.join(app.dataDir, 'objects') };
+}
+
+/** The app's object store, opened from its environment. */
+export function appObjectStore(app: RunningApp): ObjectStore {
+  return createObjectStore(appObjectStoreSettings(app));
 }
 
 /** The app's database; for PGlite the app must be stopped first (one process per directory). */
