@@ -122,8 +122,12 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     databaseUrl = await createPostgresDatabase(opts.postgresAdminUrl);
     env.DATABASE_URL = databaseUrl;
   }
-  const { app, pid } = await launch(env);
-  const stack: Stack = { store: opts.store, db: opts.db, app, pid, client: await startClient(opts.profileDir ? { hook: PROFILE_HOOK, dir: opts.profileDir } : undefined), cookie: '', env, databaseUrl };
+  const client = await startClient(opts.profileDir ? { hook: PROFILE_HOOK, dir: opts.profileDir } : undefined);
+  const { app, pid } = await launch(env).catch(async (err: unknown) => {
+    await client.stop();
+    throw err;
+  });
+  const stack: Stack = { store: opts.store, db: opts.db, app, pid, client, cookie: '', env, databaseUrl };
   running.add(stack);
   try {
     const store = appObjectStoreSettings(app);
