@@ -144,7 +144,7 @@ export interface FileEncoderOptions {
    * drives garbage collection in a Node sender.
    */
   readPlainInto?: (target: Uint8Array, start: number) => Promise<void>;
-  /** Called with the tag of every chunk range() encrypts, in order; keep them to check a resume. */
+  /** Called with the tag of every chunk pieces() (and so range()) encrypts, in order; keep them to check a resume. */
   onChunkTag?: (index: number, tag: Uint8Array) => void;
 }
 

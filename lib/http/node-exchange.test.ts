@@ -19,19 +19,33 @@ async function serve(handler: (req: Request, res: http.ServerResponse) => Promis
   return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, close: () => new Promise((r) => server.close(r)) };
 }
 
-test('only requests on an exposed path reach their Node exchange, and a client cannot name one', async (t) => {
+test('only requests on an exposed path reach their Node exchange, and a client cannot name another one', async (t) => {
   exposeNodeExchange('/exposed/');
+  const header = (globalThis as { __inkastNodeExchanges?: { header: string } }).__inkastNodeExchanges!.header;
+  assert.match(header, /^x-inkast-exchange-[0-9a-f]{24}$/);
+  let heldId: string | undefined;
+  let release!: () => void;
+  const released = new Promise<void>((r) => (release = r));
+  t.after(() => release()); // a failed assertion must not leave the held request open
   const s = await serve(async (req, res) => {
     const exchange = nodeExchange(req);
+    if (new URL(req.url).pathname === '/exposed/hold') {
+      heldId = req.headers.get(header) ?? undefined;
+      await released;
+    }
     res.end(exchange ? String(exchange.response === res) : 'none');
   });
   t.after(s.close);
   assert.equal(await (await fetch(`${s.url}/exposed/1`)).text(), 'true');
   assert.equal(await (await fetch(`${s.url}/other/1`)).text(), 'none');
-  const header = (globalThis as { __inkastNodeExchanges?: { header: string } }).__inkastNodeExchanges!.header;
-  assert.match(header, /^x-inkast-exchange-[0-9a-f]{24}$/);
-  // A forged header naming some other exchange is dropped before the handler runs.
-  assert.equal(await (await fetch(`${s.url}/other/1`, { headers: { [header]: crypto.randomUUID() } })).text(), 'none');
+  // While one exposed request is open, another request sends its exchange's id: it is dropped
+  // before the handler runs, so the forger gets nothing, and the exposed one gets its own.
+  const held = fetch(`${s.url}/exposed/hold`).then((r) => r.text());
+  while (!heldId) await new Promise((r) => setTimeout(r, 5));
+  assert.equal(await (await fetch(`${s.url}/other/1`, { headers: { [header]: heldId } })).text(), 'none');
+  assert.equal(await (await fetch(`${s.url}/exposed/2`, { headers: { [header]: heldId } })).text(), 'true');
+  release();
+  assert.equal(await held, 'true');
 });
 
 test('an uploaded body read through uncopiedBody arrives whole, in the buffers the socket delivered', async (t) => {
