@@ -38,10 +38,13 @@ import {
   rawDelete,
   rawRead,
   rawWrite,
+  relayRead,
+  relayWrite,
   restartStack,
   sendBare,
   sendFile,
   startBareTus,
+  startRelay,
   startStack,
   submitAndVerify,
   type DbKind,
@@ -83,6 +86,7 @@ const { values: flags } = parseArgs({
     'skip-transfer': { type: 'boolean', default: false },
     'skip-baseline': { type: 'boolean', default: false },
     'skip-bare': { type: 'boolean', default: false },
+    'skip-relay': { type: 'boolean', default: false },
     profile: { type: 'string' },
     'tmp-dir': { type: 'string', default: os.tmpdir() },
     out: { type: 'string', default: path.join(root, 'bench', 'results') },
@@ -130,6 +134,7 @@ const opts = {
   skipTransfer: flags['skip-transfer']!,
   skipBaseline: flags['skip-baseline']!,
   skipBare: flags['skip-bare']!,
+  skipRelay: flags['skip-relay']!,
   profileDir: flags.profile ? path.resolve(flags.profile) : undefined,
   note: flags.note!,
 };
@@ -156,6 +161,8 @@ interface StoreResults {
   download: { decrypting: OpSample[]; rawGet: OpSample[] };
   /** Upload through the app vs through a bare @tus/server process (same client, store, file). */
   bare?: { app: OpSample[]; bare: OpSample[] };
+  /** The same bytes through a bare relay process (no encryption, no tus), alternating with the above. */
+  relay?: { write: OpSample[]; read: OpSample[] };
 }
 
 interface MemoryRun {
@@ -172,6 +179,8 @@ const results: {
   options: typeof opts & { db: DbKind };
   load: { at: string; load1: number }[];
   baseline: { config: string; rss: number; anon: number }[];
+  /** bench/tools/pglite-alone.ts on a restart: RSS before and after opening the embedded database. */
+  pgliteAlone?: { before: number; open: number };
   stores: StoreResults[];
   memory: MemoryRun[];
   browser?: Record<string, unknown>;
@@ -369,9 +378,35 @@ async function baseline(smtp: MailCatcher, pgAdmin: string | undefined): Promise
       await destroyStack(stack, { postgresAdminUrl: pgAdmin });
     }
   }
+  results.pgliteAlone = await pgliteAlone();
+  say(`PGlite alone: ${((results.pgliteAlone.open - results.pgliteAlone.before) / MiB).toFixed(0)} MiB`);
 }
 
-/** Upload (full path vs lib-storage), verify, download (decrypting vs raw GET), alternating, `rounds` times. */
+/** What the embedded database itself holds: lib/db's PGlite in a bare Node process, created, then measured on a restart. */
+async function pgliteAlone(): Promise<{ before: number; open: number }> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'inkast-pglite-alone-'));
+  const run = () =>
+    execFileSync(process.execPath, ['--expose-gc', '--import', 'tsx', path.join(root, 'bench', 'tools', 'pglite-alone.ts'), path.join(dir, 'db')], {
+      cwd: root,
+      encoding: 'utf8',
+    });
+  try {
+    run();
+    return JSON.parse(run()) as { before: number; open: number };
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Each round's steps in another order: every path runs first, middle and last in turn. */
+function inTurn<T>(steps: T[], round: number): T[] {
+  return steps.map((_, k) => steps[(k + round) % steps.length]);
+}
+
+/**
+ * Upload (full path vs lib-storage vs the bare relay), verify, download (decrypting vs raw GET
+ * vs the relay), alternating, `rounds` times.
+ */
 async function transfer(stack: Stack, file: TestFile): Promise<{ results: StoreResults; sent: Sent[] }> {
   const r: StoreResults = {
     store: stack.store,
@@ -381,43 +416,64 @@ async function transfer(stack: Stack, file: TestFile): Promise<{ results: StoreR
     download: { decrypting: [], rawGet: [] },
   };
   const sent: Sent[] = [];
-  for (let i = 0; i < opts.rounds; i++) {
-    const full = async () => {
-      const m = await measure(pidsOf(stack), i, file.size, () => sendFile(stack, file, opts.chunkSize));
-      r.upload.full.push(m.sample);
-      sent.push(m.value);
-      say(`${stack.store} round ${i + 1}: upload, full path  ${m.sample.mbps} MB/s`);
-    };
-    const raw = async () => {
-      const key = `bench-raw-${i}`;
-      const m = await measure(pidsOf(stack), i, file.size, () => rawWrite(stack, file, key, { partSize: opts.rawPartSize, queueSize: opts.rawQueue }));
-      r.upload.raw.push(m.sample);
-      await rawDelete(stack, key);
-      say(`${stack.store} round ${i + 1}: upload, raw write  ${m.sample.mbps} MB/s`);
-    };
-    for (const step of i % 2 === 0 ? [full, raw] : [raw, full]) await step();
+  const relay = opts.skipRelay ? undefined : await startRelay(stack, { partSize: opts.rawPartSize, queueSize: opts.rawQueue });
+  if (relay) r.relay = { write: [], read: [] };
+  const relayed = r.relay;
+  const viaRelay = relay && { server: relay.pid, client: stack.client.pid };
+  try {
+    for (let i = 0; i < opts.rounds; i++) {
+      const full = async () => {
+        const m = await measure(pidsOf(stack), i, file.size, () => sendFile(stack, file, opts.chunkSize));
+        r.upload.full.push(m.sample);
+        sent.push(m.value);
+        say(`${stack.store} round ${i + 1}: upload, full path  ${m.sample.mbps} MB/s`);
+      };
+      const raw = async () => {
+        const key = `bench-raw-${i}`;
+        const m = await measure(pidsOf(stack), i, file.size, () => rawWrite(stack, file, key, { partSize: opts.rawPartSize, queueSize: opts.rawQueue }));
+        r.upload.raw.push(m.sample);
+        await rawDelete(stack, key);
+        say(`${stack.store} round ${i + 1}: upload, raw write  ${m.sample.mbps} MB/s`);
+      };
+      const relayUp = async () => {
+        const key = `bench-relay-${i}`;
+        const m = await measure(viaRelay!, i, file.size, () => relayWrite(stack, relay!, file, key));
+        relayed!.write.push(m.sample);
+        await rawDelete(stack, key);
+        say(`${stack.store} round ${i + 1}: upload, bare relay  ${m.sample.mbps} MB/s`);
+      };
+      for (const step of inTurn(relay ? [full, raw, relayUp] : [full, raw], i)) await step();
 
-    const s = sent[i];
-    const v = await measure(pidsOf(stack), i, s.objectSize, () =>
-      submitAndVerify(stack, s).then((x) => ({ ...x, seconds: x.jobSeconds ?? x.pollSeconds })),
-    );
-    r.verify.job.push({ ...v.sample, pollSeconds: round3(v.value.pollSeconds), exact: v.value.jobSeconds !== undefined });
-    say(`${stack.store} round ${i + 1}: verify job  ${v.sample.mbps} MB/s${v.value.jobSeconds === undefined ? ' (from the status poll)' : ''}`);
+      const s = sent[i];
+      const v = await measure(pidsOf(stack), i, s.objectSize, () =>
+        submitAndVerify(stack, s).then((x) => ({ ...x, seconds: x.jobSeconds ?? x.pollSeconds })),
+      );
+      r.verify.job.push({ ...v.sample, pollSeconds: round3(v.value.pollSeconds), exact: v.value.jobSeconds !== undefined });
+      say(`${stack.store} round ${i + 1}: verify job  ${v.sample.mbps} MB/s${v.value.jobSeconds === undefined ? ' (from the status poll)' : ''}`);
 
-    const [fileId] = await fileIdsOf(stack, s.delivery.deliveryId);
-    const dl = async () => {
-      const m = await measure(pidsOf(stack), i, file.size, () => download(stack, fileId));
-      if (m.value.bytes !== file.size) throw new Error(`download gave ${m.value.bytes} of ${file.size} bytes`);
-      r.download.decrypting.push(m.sample);
-      say(`${stack.store} round ${i + 1}: download, decrypting  ${m.sample.mbps} MB/s`);
-    };
-    const get = async () => {
-      const m = await measure(pidsOf(stack), i, s.objectSize, () => rawRead(stack, s.uploadId));
-      if (m.value.bytes !== s.objectSize) throw new Error(`raw GET gave ${m.value.bytes} of ${s.objectSize} bytes`);
-      r.download.rawGet.push(m.sample);
-      say(`${stack.store} round ${i + 1}: download, raw GET  ${m.sample.mbps} MB/s`);
-    };
-    for (const step of i % 2 === 0 ? [dl, get] : [get, dl]) await step();
+      const [fileId] = await fileIdsOf(stack, s.delivery.deliveryId);
+      const dl = async () => {
+        const m = await measure(pidsOf(stack), i, file.size, () => download(stack, fileId));
+        if (m.value.bytes !== file.size) throw new Error(`download gave ${m.value.bytes} of ${file.size} bytes`);
+        r.download.decrypting.push(m.sample);
+        say(`${stack.store} round ${i + 1}: download, decrypting  ${m.sample.mbps} MB/s`);
+      };
+      const get = async () => {
+        const m = await measure(pidsOf(stack), i, s.objectSize, () => rawRead(stack, s.uploadId));
+        if (m.value.bytes !== s.objectSize) throw new Error(`raw GET gave ${m.value.bytes} of ${s.objectSize} bytes`);
+        r.download.rawGet.push(m.sample);
+        say(`${stack.store} round ${i + 1}: download, raw GET  ${m.sample.mbps} MB/s`);
+      };
+      const relayDown = async () => {
+        const m = await measure(viaRelay!, i, s.objectSize, () => relayRead(stack, relay!, s.uploadId));
+        if (m.value.bytes !== s.objectSize) throw new Error(`relay GET gave ${m.value.bytes} of ${s.objectSize} bytes`);
+        relayed!.read.push(m.sample);
+        say(`${stack.store} round ${i + 1}: download, bare relay  ${m.sample.mbps} MB/s`);
+      };
+      for (const step of inTurn(relay ? [dl, get, relayDown] : [dl, get], i)) await step();
+    }
+  } finally {
+    await relay?.stop();
   }
   return { results: r, sent };
 }
@@ -592,6 +648,28 @@ function cpuNote(path: OpSample[], raw: OpSample[], floor?: number): string {
   return `${note}; raw's work + floor ${(r + floor).toFixed(1)} s/GiB → ≤ ${fastest.toFixed(0)} MB/s on ${os.cpus().length} cores (${bound.toFixed(2)}×) whatever the code`;
 }
 
+/**
+ * The bare relay against the raw operation: the most any app standing between client and store
+ * (as Inkast must) gets on this machine, measured rather than modelled. Below the target, the
+ * target is impossible for any such app here.
+ */
+function relayRow(section: string, r: StoreResults, relay: OpSample[], raw: OpSample[], app: OpSample[]): Row {
+  const med = (s: OpSample[]) => median(s.map((x) => x.mbps));
+  const ratio = med(relay) / med(raw);
+  const cpu = (s: OpSample[]) => median(s.map(cpuPerGiB)).toFixed(1);
+  const reach = ratio < 0.9 ? 'below 0.9×: impossible for any app here' : 'within reach of an app';
+  return {
+    section,
+    store: r.store,
+    what: `${formatSize(r.size)}: the same bytes through a bare relay (no crypto, no tus)`,
+    value: med(relay),
+    unit: 'MB/s',
+    n: relay.length,
+    ratio,
+    note: `relay ÷ raw, ${reach}; app ÷ relay ${(med(app) / med(relay)).toFixed(2)}×; CPU relay ${cpu(relay)}, raw ${cpu(raw)}, app ${cpu(app)} s/GiB`,
+  };
+}
+
 function rows(): Row[] {
   const out: Row[] = [];
   const med = (s: OpSample[]) => median(s.map((x) => x.mbps));
@@ -611,6 +689,7 @@ function rows(): Row[] {
     const up = med(r.upload.full) / med(r.upload.raw);
     out.push({ section: 'Upload', store: r.store, what: `${size}: encoder + tus-js-client → app`, value: med(r.upload.full), unit: 'MB/s', n });
     out.push({ section: 'Upload', store: r.store, what: `${size}: lib-storage straight to the store`, value: med(r.upload.raw), unit: 'MB/s', n, ratio: up, target: 0.9, note: cpuNote(r.upload.full, r.upload.raw, uploadFloor(r.store)) });
+    if (r.relay?.write.length) out.push(relayRow('Upload', r, r.relay.write, r.upload.raw, r.upload.full));
     if (r.bare?.app.length) {
       const viaApp = med(r.bare.app);
       const viaBare = med(r.bare.bare);
@@ -630,6 +709,7 @@ function rows(): Row[] {
     const get = med(r.download.rawGet);
     out.push({ section: 'Download', store: r.store, what: `${size}: GET /api/files (decrypting)`, value: med(r.download.decrypting), unit: 'MB/s', n });
     out.push({ section: 'Download', store: r.store, what: `${size}: raw GET of the object`, value: get, unit: 'MB/s', n, ratio: med(r.download.decrypting) / get, target: 0.9, note: cpuNote(r.download.decrypting, r.download.rawGet, downloadFloor) });
+    if (r.relay?.read.length) out.push(relayRow('Download', r, r.relay.read, r.download.rawGet, r.download.decrypting));
     const exact = r.verify.job.every((j) => j.exact);
     out.push({
       section: 'Verify',
@@ -649,6 +729,19 @@ function rows(): Row[] {
     }
   }
   for (const bl of results.baseline) out.push({ section: 'Memory', store: 'local', what: `idle app, ${bl.config}`, value: bl.rss / MiB, unit: 'MiB RSS' });
+  const alone = results.pgliteAlone;
+  if (alone) {
+    const pgIdle = results.baseline.find((b) => b.config === 'PostgreSQL')?.rss;
+    const added = alone.open - alone.before;
+    out.push({
+      section: 'Memory',
+      store: '-',
+      what: 'PGlite alone: lib/db in a bare Node process, restarted (RSS it adds)',
+      value: added / MiB,
+      unit: 'MiB RSS',
+      note: pgIdle ? `+ the app's idle with PostgreSQL = ${((pgIdle + added) / MiB).toFixed(0)} MiB before any transfer` : undefined,
+    });
+  }
   for (const m of results.memory) {
     const limit = m.what.includes('parallel') ? 512 : 256;
     out.push({ section: 'Memory', store: m.store, what: `${m.what}: idle before`, value: m.idleRss / MiB, unit: 'MiB RSS' });

@@ -358,21 +358,22 @@ export function verifyInProcess(stack: Stack, key: string, size: number, armored
   return stack.client.run('verify', { store: appObjectStoreSettings(stack.app), key, size, armoredKeys });
 }
 
-// ---- a bare tus server, for what hosting tus in Next costs ----
+// ---- yardstick servers: a bare tus server, a bare relay ----
 
-export interface BareTus {
+/** A bench tool server (bench/tools/<script>) in its own process. */
+export interface ToolServer {
   url: string;
   pid: number;
   stop(): Promise<void>;
 }
 
-/** bench/tools/bare-tus.ts in its own process, on the stack's bucket or a directory beside its objects. */
-export async function startBareTus(stack: Stack): Promise<BareTus> {
+export type BareTus = ToolServer;
+
+/** Spawns bench/tools/<script>, which prints "listening <port>" when ready. */
+async function startToolServer(script: string, extraEnv: Record<string, string>): Promise<ToolServer> {
   const root = path.resolve(import.meta.dirname, '..', '..');
-  const env: Record<string, string> = { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', NODE_ENV: 'production' };
-  for (const k of ['S3_ENDPOINT', 'S3_BUCKET', 'S3_REGION', 'S3_ACCESS_KEY_ID', 'S3_SECRET_ACCESS_KEY']) if (stack.env[k]) env[k] = stack.env[k];
-  if (!stack.s3) env.BARE_TUS_DIRECTORY = path.join(stack.app.dataDir, 'bare-objects');
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(root, 'bench', 'tools', 'bare-tus.ts')], {
+  const env = { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', NODE_ENV: 'production', ...extraEnv };
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(root, 'bench', 'tools', script)], {
     cwd: root,
     env: env as NodeJS.ProcessEnv,
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -385,7 +386,7 @@ export async function startBareTus(stack: Stack): Promise<BareTus> {
       const m = /listening (\d+)/.exec(out);
       if (m) resolve(Number(m[1]));
     });
-    child.once('exit', (code) => reject(new Error(`bare tus exited with ${code}: ${out}`)));
+    child.once('exit', (code) => reject(new Error(`${script} exited with ${code}: ${out}`)));
   });
   return {
     url: `http://127.0.0.1:${port}`,
@@ -397,6 +398,33 @@ export async function startBareTus(stack: Stack): Promise<BareTus> {
         child.kill('SIGTERM');
       }),
   };
+}
+
+/** bench/tools/bare-tus.ts in its own process, on the stack's bucket or a directory beside its objects. */
+export function startBareTus(stack: Stack): Promise<BareTus> {
+  const env: Record<string, string> = {};
+  for (const k of ['S3_ENDPOINT', 'S3_BUCKET', 'S3_REGION', 'S3_ACCESS_KEY_ID', 'S3_SECRET_ACCESS_KEY']) if (stack.env[k]) env[k] = stack.env[k];
+  if (!stack.s3) env.BARE_TUS_DIRECTORY = path.join(stack.app.dataDir, 'bare-objects');
+  return startToolServer('bare-tus.ts', env);
+}
+
+/** bench/tools/relay.ts in its own process, on the stack's store, writing as the raw client does. */
+export function startRelay(stack: Stack, raw: { partSize: number; queueSize: number }): Promise<ToolServer> {
+  return startToolServer('relay.ts', {
+    RELAY_STORE: JSON.stringify(appObjectStoreSettings(stack.app)),
+    RELAY_PART_SIZE: String(raw.partSize),
+    RELAY_QUEUE: String(raw.queueSize),
+  });
+}
+
+/** The file's bytes through the bare relay into the store, under `key` (in the client process). */
+export function relayWrite(stack: Stack, relay: ToolServer, file: TestFile, key: string): Promise<{ seconds: number }> {
+  return stack.client.run('relayWrite', { relayUrl: relay.url, file, key });
+}
+
+/** An object (its ciphertext) streamed through the bare relay (in the client process). */
+export function relayRead(stack: Stack, relay: ToolServer, key: string): Promise<{ bytes: number; seconds: number }> {
+  return stack.client.run('relayRead', { relayUrl: relay.url, key });
 }
 
 let benchKey: Promise<string> | undefined;

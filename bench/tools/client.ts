@@ -50,6 +50,22 @@ async function drain(stream: AsyncIterable<Uint8Array>): Promise<number> {
   return n;
 }
 
+/** An HTTP GET read to its end. */
+async function get(url: string, headers: http.OutgoingHttpHeaders = {}): Promise<{ bytes: number; seconds: number }> {
+  const t0 = now();
+  const bytes = await new Promise<number>((resolve, reject) => {
+    const req = http.get(url, { headers }, (res) => {
+      if (res.statusCode !== 200) {
+        res.resume();
+        return reject(new Error(`GET ${new URL(url).pathname} answered ${res.statusCode}`));
+      }
+      drain(res).then(resolve, reject);
+    });
+    req.on('error', reject);
+  });
+  return { bytes, seconds: (now() - t0) / 1000 };
+}
+
 /** The encoder and tus-js-client sending one file from disk to `uploadBaseUrl`'s tus endpoint. */
 async function upload(uploadBaseUrl: string, delivery: CreatedDelivery, file: TestFile, chunkSize?: number): Promise<SentFile> {
   const source = await pathSource(file.path, file.name);
@@ -77,19 +93,28 @@ export const ops = {
   },
 
   /** GET /api/files/<id> as the signed-in handler: the decrypting download, read to its end. */
-  async download(a: { appUrl: string; cookie: string; fileId: string }): Promise<{ bytes: number; seconds: number }> {
+  download(a: { appUrl: string; cookie: string; fileId: string }): Promise<{ bytes: number; seconds: number }> {
+    return get(`${a.appUrl}/api/files/${a.fileId}`, { cookie: a.cookie });
+  },
+
+  /** The file's bytes PUT to the bare relay (bench/tools/relay.ts), which writes them to the store. */
+  async relayWrite(a: { relayUrl: string; file: TestFile; key: string }): Promise<{ seconds: number }> {
     const t0 = now();
-    const bytes = await new Promise<number>((resolve, reject) => {
-      const req = http.get(`${a.appUrl}/api/files/${a.fileId}`, { headers: { cookie: a.cookie } }, (res) => {
-        if (res.statusCode !== 200) {
-          res.resume();
-          return reject(new Error(`download answered ${res.statusCode}`));
-        }
-        drain(res).then(resolve, reject);
+    await new Promise<void>((resolve, reject) => {
+      const req = http.request(`${a.relayUrl}/objects/${a.key}`, { method: 'PUT', headers: { 'content-length': a.file.size } }, (res) => {
+        res.resume();
+        if (res.statusCode === 204) resolve();
+        else reject(new Error(`relay PUT answered ${res.statusCode}`));
       });
       req.on('error', reject);
+      pipeline(fs.createReadStream(a.file.path, { highWaterMark: MiB }), req).catch(reject);
     });
-    return { bytes, seconds: (now() - t0) / 1000 };
+    return { seconds: (now() - t0) / 1000 };
+  },
+
+  /** An object streamed through the bare relay, read to its end. */
+  relayRead(a: { relayUrl: string; key: string }): Promise<{ bytes: number; seconds: number }> {
+    return get(`${a.relayUrl}/objects/${a.key}`);
   },
 
   /** The same bytes written straight to the store: @aws-sdk/lib-storage into the bucket, or a stream copy into the object directory. */
