@@ -417,8 +417,7 @@ async function transfer(stack: Stack, file: TestFile): Promise<{ results: StoreR
   };
   const sent: Sent[] = [];
   const relay = opts.skipRelay ? undefined : await startRelay(stack, { partSize: opts.rawPartSize, queueSize: opts.rawQueue });
-  if (relay) r.relay = { write: [], read: [] };
-  const relayed = r.relay;
+  const relayed: StoreResults['relay'] = (r.relay = relay && { write: [], read: [] });
   const viaRelay = relay && { server: relay.pid, client: stack.client.pid };
   try {
     for (let i = 0; i < opts.rounds; i++) {

@@ -367,8 +367,6 @@ export interface ToolServer {
   stop(): Promise<void>;
 }
 
-export type BareTus = ToolServer;
-
 /** Spawns bench/tools/<script>, which prints "listening <port>" when ready. */
 async function startToolServer(script: string, extraEnv: Record<string, string>): Promise<ToolServer> {
   const root = path.resolve(import.meta.dirname, '..', '..');
@@ -401,7 +399,7 @@ async function startToolServer(script: string, extraEnv: Record<string, string>)
 }
 
 /** bench/tools/bare-tus.ts in its own process, on the stack's bucket or a directory beside its objects. */
-export function startBareTus(stack: Stack): Promise<BareTus> {
+export function startBareTus(stack: Stack): Promise<ToolServer> {
   const env: Record<string, string> = {};
   for (const k of ['S3_ENDPOINT', 'S3_BUCKET', 'S3_REGION', 'S3_ACCESS_KEY_ID', 'S3_SECRET_ACCESS_KEY']) if (stack.env[k]) env[k] = stack.env[k];
   if (!stack.s3) env.BARE_TUS_DIRECTORY = path.join(stack.app.dataDir, 'bare-objects');
@@ -430,7 +428,7 @@ export function relayRead(stack: Stack, relay: ToolServer, key: string): Promise
 let benchKey: Promise<string> | undefined;
 
 /** The same client (encoder + tus-js-client, same chunk size) against the bare tus server. */
-export async function sendBare(stack: Stack, bare: BareTus, file: TestFile, chunkSize?: number): Promise<SentFile> {
+export async function sendBare(stack: Stack, bare: ToolServer, file: TestFile, chunkSize?: number): Promise<SentFile> {
   benchKey ??= testKey('Bench').then((k) => k.publicKey);
   return stack.client.run('sendBare', { bareUrl: bare.url, publicKey: await benchKey, file, chunkSize });
 }
