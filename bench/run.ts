@@ -52,6 +52,7 @@ import {
   type Stack,
   type StoreKind,
   type TestFile,
+  type ToolServer,
   verifyInProcess,
 } from './lib/stack';
 import { FIRST_CHUNK_BYTES } from '@/lib/uploads/chunks';
@@ -398,16 +399,39 @@ async function pgliteAlone(): Promise<{ before: number; open: number }> {
   }
 }
 
+const WARM_UP_SIZE = 64 * MiB;
+
 /** Each round's steps in another order: every path runs first, middle and last in turn. */
 function inTurn<T>(steps: T[], round: number): T[] {
   return steps.map((_, k) => steps[(k + round) % steps.length]);
 }
 
 /**
- * Upload (full path vs lib-storage vs the bare relay), verify, download (decrypting vs raw GET
- * vs the relay), alternating, `rounds` times.
+ * Every path once with a small file, unmeasured: a server runs warm, so the rounds should not
+ * pay for the app's first requests (Next loads a route's modules on its first request, V8
+ * compiles the hot paths) nor the client's and the relay's.
  */
-async function transfer(stack: Stack, file: TestFile): Promise<{ results: StoreResults; sent: Sent[] }> {
+async function warmUp(stack: Stack, file: TestFile, relay: ToolServer | undefined): Promise<void> {
+  const s = await sendFile(stack, file, opts.chunkSize);
+  await submitAndVerify(stack, s);
+  const [fileId] = await fileIdsOf(stack, s.delivery.deliveryId);
+  await download(stack, fileId);
+  await rawRead(stack, s.uploadId);
+  await rawWrite(stack, file, 'bench-warm', { partSize: opts.rawPartSize, queueSize: opts.rawQueue });
+  await rawDelete(stack, 'bench-warm');
+  if (relay) {
+    await relayWrite(stack, relay, file, 'bench-warm');
+    await rawDelete(stack, 'bench-warm');
+    await relayRead(stack, relay, s.uploadId);
+  }
+  say(`${stack.store}: every path warmed with ${formatSize(file.size)}`);
+}
+
+/**
+ * Upload (full path vs lib-storage vs the bare relay), verify, download (decrypting vs raw GET
+ * vs the relay), alternating, `rounds` times, after a warm-up.
+ */
+async function transfer(stack: Stack, file: TestFile, warm: TestFile): Promise<{ results: StoreResults; sent: Sent[] }> {
   const r: StoreResults = {
     store: stack.store,
     size: file.size,
@@ -420,6 +444,7 @@ async function transfer(stack: Stack, file: TestFile): Promise<{ results: StoreR
   const relayed: StoreResults['relay'] = (r.relay = relay && { write: [], read: [] });
   const viaRelay = relay && { server: relay.pid, client: stack.client.pid };
   try {
+    await warmUp(stack, warm, relay);
     for (let i = 0; i < opts.rounds; i++) {
       const full = async () => {
         const m = await measure(pidsOf(stack), i, file.size, () => sendFile(stack, file, opts.chunkSize));
@@ -850,7 +875,7 @@ async function main(): Promise<void> {
       let sent: Sent[] = [];
       try {
         if (opts.stores.includes(store) && !opts.skipTransfer) {
-          const t = await transfer(stack, await testFile('bench-main.bin', opts.size));
+          const t = await transfer(stack, await testFile('bench-main.bin', opts.size), await testFile('bench-warm.bin', WARM_UP_SIZE));
           storeResults = t.results;
           sent = t.sent;
           results.stores.push(storeResults);
