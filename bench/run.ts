@@ -424,6 +424,7 @@ async function warmUp(stack: Stack, file: TestFile, relay: ToolServer | undefine
     await rawDelete(stack, 'bench-warm');
     await relayRead(stack, relay, s.uploadId);
   }
+  await rawDelete(stack, s.uploadId);
   say(`${stack.store}: every path warmed with ${formatSize(file.size)}`);
 }
 
