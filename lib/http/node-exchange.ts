@@ -21,7 +21,8 @@ export interface NodeExchange {
 
 interface Hook {
   header: string;
-  paths: Set<string>;
+  /** Exposed path prefixes: a handful, checked on every request. */
+  paths: string[];
   exchanges: Map<string, NodeExchange>;
 }
 
@@ -29,12 +30,13 @@ const g = globalThis as typeof globalThis & { __inkastNodeExchanges?: Hook };
 
 function hook(): Hook {
   if (!g.__inkastNodeExchanges) {
-    const h: Hook = { header: `x-inkast-exchange-${crypto.randomBytes(12).toString('hex')}`, paths: new Set(), exchanges: new Map() };
+    const h: Hook = { header: `x-inkast-exchange-${crypto.randomBytes(12).toString('hex')}`, paths: [], exchanges: new Map() };
     // Published by node:http right before the server's 'request' event, for every request.
     diagnostics.subscribe('http.server.request.start', (message) => {
       const { request, response } = message as NodeExchange;
       delete request.headers[h.header];
-      if (![...h.paths].some((p) => request.url?.startsWith(p))) return;
+      const url = request.url ?? '';
+      if (!h.paths.some((p) => url.startsWith(p))) return;
       const id = crypto.randomUUID();
       request.headers[h.header] = id;
       h.exchanges.set(id, { request, response });
@@ -47,7 +49,8 @@ function hook(): Hook {
 
 /** Route handlers under this path may reach their Node request and response. Call at module load: requests before are not seen. */
 export function exposeNodeExchange(pathPrefix: string): void {
-  hook().paths.add(pathPrefix);
+  const { paths } = hook();
+  if (!paths.includes(pathPrefix)) paths.push(pathPrefix);
 }
 
 /** The Node request and response of this request, when it came through this process's HTTP server on an exposed path. */
