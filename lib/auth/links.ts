@@ -3,12 +3,12 @@
  * once and for 15 minutes.
  */
 import crypto from 'node:crypto';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { config } from '@/lib/config';
 import { db, type Queryable } from '@/lib/db';
 import { HttpError } from '@/lib/http';
 import { queueMail } from '@/lib/mail';
 import { emailSchema, type User } from '@/lib/mailboxes';
+import { waitForFloor } from './answer-floor';
 import { DEFAULT_AFTER_SIGN_IN, safeNextPath } from './next-path';
 import { recordSignIn } from './record';
 import { startSession, type CookieJar } from './session';
@@ -94,7 +94,7 @@ export async function requestSignInLink(input: { email: unknown; next?: unknown 
       await recordSignIn(tx, { kind: 'link-sent', userId: user.id });
     });
   } finally {
-    await sleep(Math.max(0, LINK_REQUEST_FLOOR_MS - (performance.now() - started)));
+    await waitForFloor(started, LINK_REQUEST_FLOOR_MS);
   }
 }
 

@@ -13,7 +13,6 @@
  * are also counted per address where no code exists, so "too many tries" gives nothing away either.
  */
 import crypto from 'node:crypto';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
 import { audit } from '@/lib/audit';
 import { db, type Queryable } from '@/lib/db';
@@ -21,6 +20,7 @@ import { HttpError } from '@/lib/http';
 import { queueMail } from '@/lib/mail';
 import { emailSchema, findFiledropMailbox } from '@/lib/mailboxes';
 import { consume, isRateLimitError, limitCodeCheck, limitCodeRequest, limitReached, resetLimit, type RateLimitSpec } from '@/lib/ratelimit';
+import { waitForFloor } from './answer-floor';
 import { cookieOptions, seal, sessionPassword, unseal, type CookieJar } from './session';
 
 export const SENDER_CODE_DIGITS = 6;
@@ -130,7 +130,7 @@ export async function requestSenderCode(input: unknown, ctx: { ip: string }): Pr
     // A new code gets its own tries.
     await resetLimit('codeFailuresPerAddress', FAILURES, failureKey(slug, email));
   } finally {
-    await sleep(Math.max(0, CODE_REQUEST_FLOOR_MS - (performance.now() - started)));
+    await waitForFloor(started, CODE_REQUEST_FLOOR_MS);
   }
 }
 

@@ -1,0 +1,16 @@
+/**
+ * Answers that must not tell by their timing whether an address is known (sign-in links, sender
+ * codes) all take at least a fixed time.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+
+/**
+ * Resolves once `floorMs` have passed since `started` (a performance.now() reading). Node's timers
+ * count from the event loop's cached clock and can fire up to a millisecond early, so what is
+ * left after a sleep is slept again.
+ */
+export async function waitForFloor(started: number, floorMs: number): Promise<void> {
+  for (let left = floorMs - (performance.now() - started); left > 0; left = floorMs - (performance.now() - started)) {
+    await sleep(Math.ceil(left));
+  }
+}
