@@ -25,10 +25,12 @@ import { startMailCatcher, type MailCatcher } from '@/lib/testing/sign-in';
 import { postgresAdminUrl, s3Settings, type S3Settings } from '@/lib/testing/targets';
 import { encoderInWorker, pageUpload, resumeCost, type ResumeCost } from './lib/browser';
 import { startCountingProxy } from './lib/proxy';
+import type { BareThreads } from './tools/bare-verify';
 import { appServerPids, countCpu, loadAverage, memoryOf, watchMemory, type CpuUse, type MemoryPhase } from './lib/proc';
 import { renderMarkdown, renderTable, type Row } from './lib/report';
 import {
   bareDelete,
+  bareVerify,
   destroyStack,
   download,
   killRunningApps,
@@ -158,7 +160,13 @@ interface StoreResults {
   store: StoreKind;
   size: number;
   upload: { full: OpSample[]; raw: OpSample[] };
-  verify: { job: (OpSample & { pollSeconds: number; exact: boolean })[]; inProcess: OpSample[]; rawGetAfter: OpSample[] };
+  verify: {
+    job: (OpSample & { pollSeconds: number; exact: boolean })[];
+    inProcess: OpSample[];
+    rawGetAfter: OpSample[];
+    /** The bare verifier (bench/tools/bare-verify.ts) in one thread and with a worker, in the download rounds. */
+    bare: { oneThread: OpSample[]; worker: OpSample[] };
+  };
   download: { decrypting: OpSample[]; rawGet: OpSample[] };
   /** Upload through the app vs through a bare @tus/server process (same client, store, file). */
   bare?: { app: OpSample[]; bare: OpSample[] };
@@ -437,7 +445,7 @@ async function transfer(stack: Stack, file: TestFile, warm: TestFile): Promise<{
     store: stack.store,
     size: file.size,
     upload: { full: [], raw: [] },
-    verify: { job: [], inProcess: [], rawGetAfter: [] },
+    verify: { job: [], inProcess: [], rawGetAfter: [], bare: { oneThread: [], worker: [] } },
     download: { decrypting: [], rawGet: [] },
   };
   const sent: Sent[] = [];
@@ -495,7 +503,14 @@ async function transfer(stack: Stack, file: TestFile, warm: TestFile): Promise<{
         relayed!.read.push(m.sample);
         say(`${stack.store} round ${i + 1}: download, bare relay  ${m.sample.mbps} MB/s`);
       };
-      for (const step of inTurn(relay ? [dl, get, relayDown] : [dl, get], i)) await step();
+      const bare = (threads: BareThreads) => async () => {
+        const m = await measure(pidsOf(stack), i, s.objectSize, () => bareVerify(stack, s.uploadId, threads));
+        if (m.value.bytes !== s.objectSize) throw new Error(`the bare verifier read ${m.value.bytes} of ${s.objectSize} bytes`);
+        r.verify.bare[threads === 1 ? 'oneThread' : 'worker'].push(m.sample);
+        say(`${stack.store} round ${i + 1}: bare verifier, ${threads === 1 ? 'one thread' : 'with a worker'}  ${m.sample.mbps} MB/s`);
+      };
+      const reads = [dl, get, bare(1), bare(2)];
+      for (const step of inTurn(relay ? [...reads, relayDown] : reads, i)) await step();
     }
   } finally {
     await relay?.stop();
@@ -674,37 +689,49 @@ function cpuNote(path: OpSample[], raw: OpSample[], floor?: number): string {
 }
 
 /** Medians of 3 on this VM move by a few per cent between paths that do the same work. */
-const RELAY_NOISE = 1.05;
+const YARDSTICK_NOISE = 1.05;
+
+/** A yardstick measured in the same rounds: what it is, and who could do no better than it. */
+interface Yardstick {
+  /** The row's text. */
+  what: string;
+  /** Short name in the note ("relay"). */
+  name: string;
+  /** What it bounds ("app"). */
+  bounds: string;
+}
 
 /**
- * The bare relay against the raw operation: the most any app standing between client and store
- * (as Inkast must) gets on this machine, measured rather than modelled. Below the target, the
- * target is impossible for any such app here, unless the app itself beat the relay by more than
- * this VM's noise: then the relay was no bound in that run (a reader's wake-ups, below, can
- * favour either).
+ * A yardstick against the raw operation: the most that any code doing what the yardstick does
+ * (and Inkast must do at least that) gets on this machine, measured rather than modelled. Below
+ * the target, the target is impossible for any such code here, unless Inkast's own path beat
+ * the yardstick by more than this VM's noise: then it was no bound in that run (a reader's
+ * wake-ups, below, can favour either).
  */
-function relayRow(section: string, r: StoreResults, relay: OpSample[], raw: OpSample[], app: OpSample[]): Row {
+function yardstickRow(section: string, r: StoreResults, y: Yardstick, measured: OpSample[], raw: OpSample[], path: OpSample[]): Row {
   const med = (s: OpSample[]) => median(s.map((x) => x.mbps));
-  const ratio = med(relay) / med(raw);
-  const appOverRelay = med(app) / med(relay);
+  const ratio = med(measured) / med(raw);
+  const pathOver = med(path) / med(measured);
   const cpu = (s: OpSample[]) => median(s.map(cpuPerGiB)).toFixed(1);
   const reach =
-    appOverRelay > RELAY_NOISE
-      ? 'the app beat the relay: no bound in this run'
+    pathOver > YARDSTICK_NOISE
+      ? `the ${y.bounds} beat the ${y.name}: no bound in this run`
       : ratio < 0.9
-        ? 'below 0.9×: impossible for any app here'
-        : 'within reach of an app';
+        ? `below 0.9×: impossible for any ${y.bounds} here`
+        : `within reach of the ${y.bounds}`;
   return {
     section,
     store: r.store,
-    what: `${formatSize(r.size)}: the same bytes through a bare relay (no crypto, no tus)`,
-    value: med(relay),
+    what: `${formatSize(r.size)}: ${y.what}`,
+    value: med(measured),
     unit: 'MB/s',
-    n: relay.length,
+    n: measured.length,
     ratio,
-    note: `relay ÷ raw, ${reach}; app ÷ relay ${appOverRelay.toFixed(2)}×; CPU relay ${cpu(relay)}, raw ${cpu(raw)}, app ${cpu(app)} s/GiB`,
+    note: `${y.name} ÷ raw, ${reach}; ${y.bounds} ÷ ${y.name} ${pathOver.toFixed(2)}×; CPU ${y.name} ${cpu(measured)}, raw ${cpu(raw)}, ${y.bounds} ${cpu(path)} s/GiB`,
   };
 }
+
+const RELAY: Yardstick = { what: 'the same bytes through a bare relay (no crypto, no tus)', name: 'relay', bounds: 'app' };
 
 function rows(): Row[] {
   const out: Row[] = [];
@@ -725,7 +752,7 @@ function rows(): Row[] {
     const up = med(r.upload.full) / med(r.upload.raw);
     out.push({ section: 'Upload', store: r.store, what: `${size}: encoder + tus-js-client → app`, value: med(r.upload.full), unit: 'MB/s', n });
     out.push({ section: 'Upload', store: r.store, what: `${size}: lib-storage straight to the store`, value: med(r.upload.raw), unit: 'MB/s', n, ratio: up, target: 0.9, note: cpuNote(r.upload.full, r.upload.raw, uploadFloor(r.store)) });
-    if (r.relay?.write.length) out.push(relayRow('Upload', r, r.relay.write, r.upload.raw, r.upload.full));
+    if (r.relay?.write.length) out.push(yardstickRow('Upload', r, RELAY, r.relay.write, r.upload.raw, r.upload.full));
     if (r.bare?.app.length) {
       const viaApp = med(r.bare.app);
       const viaBare = med(r.bare.bare);
@@ -745,7 +772,7 @@ function rows(): Row[] {
     const get = med(r.download.rawGet);
     out.push({ section: 'Download', store: r.store, what: `${size}: GET /api/files (decrypting)`, value: med(r.download.decrypting), unit: 'MB/s', n });
     out.push({ section: 'Download', store: r.store, what: `${size}: raw GET of the object`, value: get, unit: 'MB/s', n, ratio: med(r.download.decrypting) / get, target: 0.9, note: cpuNote(r.download.decrypting, r.download.rawGet, downloadFloor) });
-    if (r.relay?.read.length) out.push(relayRow('Download', r, r.relay.read, r.download.rawGet, r.download.decrypting));
+    if (r.relay?.read.length) out.push(yardstickRow('Download', r, RELAY, r.relay.read, r.download.rawGet, r.download.decrypting));
     const exact = r.verify.job.every((j) => j.exact);
     out.push({
       section: 'Verify',
@@ -758,6 +785,19 @@ function rows(): Row[] {
       target: 0.9,
       note: `vs the raw GET above; ${cpuNote(r.verify.job, r.download.rawGet, verifyFloor)}`,
     });
+    const { oneThread, worker } = r.verify.bare;
+    if (oneThread.length) {
+      // The faster form is the bound; both are shown.
+      const forms = [
+        { samples: oneThread, what: 'one thread' },
+        { samples: worker, what: 'reading here, decryption and hashing on a worker thread' },
+      ].sort((a, b) => med(b.samples) - med(a.samples));
+      for (const [k, form] of forms.entries()) {
+        const y = { what: `bare verifier: raw GET + AES-256-GCM + SHA-256, ${form.what}`, name: 'bare verifier', bounds: 'verifier' };
+        const row = yardstickRow('Verify', r, y, form.samples, r.download.rawGet, r.verify.job);
+        out.push(k === 0 ? row : { ...row, note: `slower form, no bound of its own; CPU ${median(form.samples.map(cpuPerGiB)).toFixed(1)} s/GiB` });
+      }
+    }
     if (r.verify.inProcess.length) {
       const getAfter = med(r.verify.rawGetAfter);
       out.push({ section: 'Verify', store: r.store, what: `${size}: verifyStoredObject in-process, app stopped`, value: med(r.verify.inProcess), unit: 'MB/s', n });

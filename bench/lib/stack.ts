@@ -30,6 +30,7 @@ import { signInLinkFrom, signInWithEmail, type MailCatcher } from '@/lib/testing
 import { createPostgresDatabase, type S3Settings } from '@/lib/testing/targets';
 import { deliveryStatus } from '@/lib/uploads/client';
 import { SENDER_TOKEN_HEADER } from '@/lib/uploads';
+import type { BareThreads } from '../tools/bare-verify';
 import type { SentFile } from '../tools/client';
 import { startClient, type Client } from './client';
 import { appServerPids } from './proc';
@@ -356,6 +357,11 @@ export async function privateKeysOf(stack: Stack): Promise<string[]> {
 /** lib/crypto/decoder's verifyStoredObject over the app's object store, in the client process: the verify pass without the app. */
 export function verifyInProcess(stack: Stack, key: string, size: number, armoredKeys: string[]): Promise<{ seconds: number; sha256: string }> {
   return stack.client.run('verify', { store: appObjectStoreSettings(stack.app), key, size, armoredKeys });
+}
+
+/** The bare verifier (bench/tools/bare-verify.ts) over the object, in the client process: the least any verification does. */
+export function bareVerify(stack: Stack, key: string, threads: BareThreads): Promise<{ bytes: number; seconds: number }> {
+  return stack.client.run('bareVerify', { store: appObjectStoreSettings(stack.app), key, threads });
 }
 
 // ---- yardstick servers: a bare tus server, a bare relay ----

@@ -22,6 +22,7 @@ import type { CreatedDelivery } from '@/lib/deliveries';
 import { createObjectStore, s3ClientConfig, type ObjectStoreSettings, type S3StoreSettings } from '@/lib/storage';
 import { openDelivery, pathSource, prepareFile, uploadFile, uploadIdOf } from '@/lib/uploads/client';
 import type { TestFile } from '../lib/stack';
+import { bareVerify, type BareThreads } from './bare-verify';
 
 const MiB = 2 ** 20;
 const now = () => performance.now();
@@ -48,6 +49,13 @@ async function drain(stream: AsyncIterable<Uint8Array>): Promise<number> {
   let n = 0;
   for await (const chunk of stream) n += chunk.length;
   return n;
+}
+
+/** An object's bytes as the raw client reads them: one S3 GET, or the file in 1 MiB reads. */
+async function rawBody(store: ObjectStoreSettings, key: string): Promise<AsyncIterable<Uint8Array>> {
+  if (store.kind === 'local') return fs.createReadStream(path.join(store.directory, key), { highWaterMark: MiB });
+  const r = await s3(store).send(new GetObjectCommand({ Bucket: store.bucket, Key: key }));
+  return r.Body as Readable;
 }
 
 /** An HTTP GET read to its end. */
@@ -137,13 +145,14 @@ export const ops = {
   /** A plain GET of an object (its ciphertext), no decryption. */
   async rawRead(a: { store: ObjectStoreSettings; key: string }): Promise<{ bytes: number; seconds: number }> {
     const t0 = now();
-    let bytes: number;
-    if (a.store.kind === 's3') {
-      const r = await s3(a.store).send(new GetObjectCommand({ Bucket: a.store.bucket, Key: a.key }));
-      bytes = await drain(r.Body as Readable);
-    } else {
-      bytes = await drain(fs.createReadStream(path.join(a.store.directory, a.key), { highWaterMark: MiB }));
-    }
+    const bytes = await drain(await rawBody(a.store, a.key));
+    return { bytes, seconds: (now() - t0) / 1000 };
+  },
+
+  /** The same read as rawRead, every byte decrypted and hashed: the least any verification does (bench/tools/bare-verify.ts). */
+  async bareVerify(a: { store: ObjectStoreSettings; key: string; threads: BareThreads }): Promise<{ bytes: number; seconds: number }> {
+    const t0 = now();
+    const bytes = await bareVerify(await rawBody(a.store, a.key), a.threads);
     return { bytes, seconds: (now() - t0) / 1000 };
   },
 
