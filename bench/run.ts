@@ -170,8 +170,8 @@ interface StoreResults {
   download: { decrypting: OpSample[]; rawGet: OpSample[] };
   /** Upload through the app vs through a bare @tus/server process (same client, store, file). */
   bare?: { app: OpSample[]; bare: OpSample[] };
-  /** The same bytes through a bare relay process (no encryption, no tus), alternating with the above. */
-  relay?: { write: OpSample[]; read: OpSample[] };
+  /** The same bytes through a bare relay process (no tus), alternating with the above; `writeEncrypted` with the sender's least encryption. */
+  relay?: { write: OpSample[]; writeEncrypted: OpSample[]; read: OpSample[] };
 }
 
 interface MemoryRun {
@@ -427,9 +427,13 @@ async function warmUp(stack: Stack, file: TestFile, relay: ToolServer | undefine
   await rawRead(stack, s.uploadId);
   await rawWrite(stack, file, 'bench-warm', { partSize: opts.rawPartSize, queueSize: opts.rawQueue });
   await rawDelete(stack, 'bench-warm');
+  await bareVerify(stack, s.uploadId, 1);
+  await bareVerify(stack, s.uploadId, 2);
   if (relay) {
-    await relayWrite(stack, relay, file, 'bench-warm');
-    await rawDelete(stack, 'bench-warm');
+    for (const encrypt of [false, true]) {
+      await relayWrite(stack, relay, file, 'bench-warm', encrypt);
+      await rawDelete(stack, 'bench-warm');
+    }
     await relayRead(stack, relay, s.uploadId);
   }
   await rawDelete(stack, s.uploadId);
@@ -450,7 +454,7 @@ async function transfer(stack: Stack, file: TestFile, warm: TestFile): Promise<{
   };
   const sent: Sent[] = [];
   const relay = opts.skipRelay ? undefined : await startRelay(stack, { partSize: opts.rawPartSize, queueSize: opts.rawQueue });
-  const relayed: StoreResults['relay'] = (r.relay = relay && { write: [], read: [] });
+  const relayed: StoreResults['relay'] = (r.relay = relay && { write: [], writeEncrypted: [], read: [] });
   const viaRelay = relay && { server: relay.pid, client: stack.client.pid };
   try {
     await warmUp(stack, warm, relay);
@@ -468,14 +472,14 @@ async function transfer(stack: Stack, file: TestFile, warm: TestFile): Promise<{
         await rawDelete(stack, key);
         say(`${stack.store} round ${i + 1}: upload, raw write  ${m.sample.mbps} MB/s`);
       };
-      const relayUp = async () => {
+      const relayUp = (encrypt: boolean) => async () => {
         const key = `bench-relay-${i}`;
-        const m = await measure(viaRelay!, i, file.size, () => relayWrite(stack, relay!, file, key));
-        relayed!.write.push(m.sample);
+        const m = await measure(viaRelay!, i, file.size, () => relayWrite(stack, relay!, file, key, encrypt));
+        relayed![encrypt ? 'writeEncrypted' : 'write'].push(m.sample);
         await rawDelete(stack, key);
-        say(`${stack.store} round ${i + 1}: upload, bare relay  ${m.sample.mbps} MB/s`);
+        say(`${stack.store} round ${i + 1}: upload, bare relay${encrypt ? ', encrypting sender' : ''}  ${m.sample.mbps} MB/s`);
       };
-      for (const step of inTurn(relay ? [full, raw, relayUp] : [full, raw], i)) await step();
+      for (const step of inTurn(relay ? [full, raw, relayUp(false), relayUp(true)] : [full, raw], i)) await step();
 
       const s = sent[i];
       const v = await measure(pidsOf(stack), i, s.objectSize, () =>
@@ -732,6 +736,11 @@ function yardstickRow(section: string, r: StoreResults, y: Yardstick, measured: 
 }
 
 const RELAY: Yardstick = { what: 'the same bytes through a bare relay (no crypto, no tus)', name: 'relay', bounds: 'app' };
+const ENCRYPTING_RELAY: Yardstick = {
+  what: 'the same bytes AES-256-GCM-encrypted by the sender (node:crypto, nothing else) through the bare relay',
+  name: 'encrypting relay',
+  bounds: 'app',
+};
 
 function rows(): Row[] {
   const out: Row[] = [];
@@ -753,6 +762,7 @@ function rows(): Row[] {
     out.push({ section: 'Upload', store: r.store, what: `${size}: encoder + tus-js-client → app`, value: med(r.upload.full), unit: 'MB/s', n });
     out.push({ section: 'Upload', store: r.store, what: `${size}: lib-storage straight to the store`, value: med(r.upload.raw), unit: 'MB/s', n, ratio: up, target: 0.9, note: cpuNote(r.upload.full, r.upload.raw, uploadFloor(r.store)) });
     if (r.relay?.write.length) out.push(yardstickRow('Upload', r, RELAY, r.relay.write, r.upload.raw, r.upload.full));
+    if (r.relay?.writeEncrypted.length) out.push(yardstickRow('Upload', r, ENCRYPTING_RELAY, r.relay.writeEncrypted, r.upload.raw, r.upload.full));
     if (r.bare?.app.length) {
       const viaApp = med(r.bare.app);
       const viaBare = med(r.bare.bare);

@@ -421,9 +421,9 @@ export function startRelay(stack: Stack, raw: { partSize: number; queueSize: num
   });
 }
 
-/** The file's bytes through the bare relay into the store, under `key` (in the client process). */
-export function relayWrite(stack: Stack, relay: ToolServer, file: TestFile, key: string): Promise<{ seconds: number }> {
-  return stack.client.run('relayWrite', { relayUrl: relay.url, file, key });
+/** The file's bytes (with `encrypt`, bare-encrypted on the way) through the bare relay into the store, under `key` (in the client process). */
+export function relayWrite(stack: Stack, relay: ToolServer, file: TestFile, key: string, encrypt = false): Promise<{ seconds: number }> {
+  return stack.client.run('relayWrite', { relayUrl: relay.url, file, key, encrypt });
 }
 
 /** An object (its ciphertext) streamed through the bare relay (in the client process). */
