@@ -25,7 +25,6 @@ import { startMailCatcher, type MailCatcher } from '@/lib/testing/sign-in';
 import { postgresAdminUrl, s3Settings, type S3Settings } from '@/lib/testing/targets';
 import { encoderInWorker, pageUpload, resumeCost, type ResumeCost } from './lib/browser';
 import { startCountingProxy } from './lib/proxy';
-import type { BareThreads } from './tools/bare-verify';
 import { appServerPids, countCpu, loadAverage, memoryOf, watchMemory, type CpuUse, type MemoryPhase } from './lib/proc';
 import { renderMarkdown, renderTable, type Row } from './lib/report';
 import {
@@ -57,6 +56,7 @@ import {
   type ToolServer,
   verifyInProcess,
 } from './lib/stack';
+import type { BareThreads } from './tools/bare-verify';
 import { FIRST_CHUNK_BYTES } from '@/lib/uploads/chunks';
 import { formatSize, GiB, mbps, median, MiB, parseSize, round, say } from './lib/util';
 

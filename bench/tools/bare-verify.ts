@@ -49,17 +49,21 @@ async function withWorker(body: AsyncIterable<Uint8Array>): Promise<number> {
   const worker = new Worker(workerFile, { workerData: { key, nonce, chunk: CHUNK } });
   let free = IN_FLIGHT;
   let wake: (() => void) | undefined;
-  let finished: ((d: Uint8Array) => void) | undefined;
   let failed: Error | undefined;
   worker.on('error', (e) => {
     failed = e;
     wake?.();
   });
   worker.on('message', (m: 'done' | Uint8Array) => {
-    if (m !== 'done') return finished?.(m);
+    if (m !== 'done') return;
     free++;
     wake?.();
   });
+  const digested = new Promise<void>((resolve, reject) => {
+    worker.on('message', (m: 'done' | Uint8Array) => m !== 'done' && resolve());
+    worker.once('error', reject);
+  });
+  digested.catch(() => {}); // a failure before the end is thrown by send()
   try {
     let batch: Uint8Array[] = [];
     let batchBytes = 0;
@@ -81,10 +85,8 @@ async function withWorker(body: AsyncIterable<Uint8Array>): Promise<number> {
       if (batchBytes >= BATCH) await send();
     }
     if (batch.length) await send();
-    await new Promise<Uint8Array>((resolve) => {
-      finished = resolve;
-      worker.postMessage('end');
-    });
+    worker.postMessage('end');
+    await digested;
     return bytes;
   } finally {
     await worker.terminate();

@@ -134,7 +134,7 @@ export const ops = {
     return get(`${a.appUrl}/api/files/${a.fileId}`, { cookie: a.cookie });
   },
 
-  /** The file's bytes PUT to the bare relay (bench/tools/relay.ts), which writes them to the store. */
+  /** The file's bytes (with `encrypt`, through bareEncryption) PUT to the bare relay (bench/tools/relay.ts), which writes them to the store. */
   async relayWrite(a: { relayUrl: string; file: TestFile; key: string; encrypt: boolean }): Promise<{ seconds: number }> {
     const t0 = now();
     const file = fs.createReadStream(a.file.path, { highWaterMark: MiB });
