@@ -1,29 +1,37 @@
-// The bare verifier's decryption and hashing (bench/tools/bare-verify.ts), in plain CommonJS so
-// that a worker thread can run it without the TypeScript loader. In a worker, it takes arrays of
-// pieces in order, answers 'done' for each, and the digest for 'end'.
+// The bare yardsticks' cryptography (bench/tools/bare-verify.ts, bench/tools/client.ts), in plain
+// CommonJS so that a worker thread can run it without the TypeScript loader. In a worker, it takes
+// arrays of pieces in order, answers 'done' for each, and the digest for 'end'.
 const crypto = require('node:crypto');
 const { isMainThread, parentPort, workerData } = require('node:worker_threads');
 
-/** SHA-256 of the AES-256-GCM decryption of the pieces, a new decipher every `chunk` bytes. */
+/**
+ * AES-256-GCM over a stream as the format chunks it: a new cipher (`decrypt` or not) every
+ * `chunk` bytes. `update` hands each output piece to `emit`.
+ */
+function chunkedGcm(decrypt, key, nonce, chunk) {
+  const start = () => (decrypt ? crypto.createDecipheriv : crypto.createCipheriv)('aes-256-gcm', key, nonce);
+  let cipher = start();
+  let left = chunk;
+  return (piece, emit) => {
+    while (piece.byteLength) {
+      const n = Math.min(left, piece.byteLength);
+      emit(cipher.update(piece.subarray(0, n)));
+      piece = piece.subarray(n);
+      left -= n;
+      if (left === 0) {
+        cipher = start();
+        left = chunk;
+      }
+    }
+  };
+}
+
+/** SHA-256 of the AES-256-GCM decryption of the pieces. */
 function decryptAndHash(key, nonce, chunk) {
   const hash = crypto.createHash('sha256');
-  let decipher = crypto.createDecipheriv('aes-256-gcm', key, nonce);
-  let left = chunk;
-  return {
-    update(piece) {
-      while (piece.byteLength) {
-        const n = Math.min(left, piece.byteLength);
-        hash.update(decipher.update(piece.subarray(0, n)));
-        piece = piece.subarray(n);
-        left -= n;
-        if (left === 0) {
-          decipher = crypto.createDecipheriv('aes-256-gcm', key, nonce);
-          left = chunk;
-        }
-      }
-    },
-    digest: () => hash.digest(),
-  };
+  const decrypt = chunkedGcm(true, key, nonce, chunk);
+  const toHash = (out) => hash.update(out);
+  return { update: (piece) => decrypt(piece, toHash), digest: () => hash.digest() };
 }
 
 if (!isMainThread) {
@@ -35,4 +43,4 @@ if (!isMainThread) {
   });
 }
 
-module.exports = { decryptAndHash };
+module.exports = { chunkedGcm, decryptAndHash };

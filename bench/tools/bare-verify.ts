@@ -23,7 +23,9 @@ const key = randomBytes(32);
 const nonce = randomBytes(12);
 
 const workerFile = new URL('./bare-verify-worker.cjs', import.meta.url);
-const { decryptAndHash } = createRequire(import.meta.url)(fileURLToPath(workerFile)) as {
+/** bare-verify-worker.cjs, typed. */
+export const { chunkedGcm, decryptAndHash } = createRequire(import.meta.url)(fileURLToPath(workerFile)) as {
+  chunkedGcm(decrypt: boolean, key: Uint8Array, nonce: Uint8Array, chunk: number): (piece: Uint8Array, emit: (out: Buffer) => void) => void;
   decryptAndHash(key: Uint8Array, nonce: Uint8Array, chunk: number): { update(piece: Uint8Array): void; digest(): Buffer };
 };
 

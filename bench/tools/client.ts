@@ -9,7 +9,7 @@
  * the answer is { id, value } or { id, error }. Several operations may run at once (parallel
  * senders). It exits when the bench disconnects.
  */
-import { createCipheriv, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
 import { Transform, type Readable } from 'node:stream';
@@ -23,7 +23,7 @@ import type { CreatedDelivery } from '@/lib/deliveries';
 import { createObjectStore, s3ClientConfig, type ObjectStoreSettings, type S3StoreSettings } from '@/lib/storage';
 import { openDelivery, pathSource, prepareFile, uploadFile, uploadIdOf } from '@/lib/uploads/client';
 import type { TestFile } from '../lib/stack';
-import { bareVerify, type BareThreads } from './bare-verify';
+import { bareVerify, chunkedGcm, type BareThreads } from './bare-verify';
 
 const MiB = 2 ** 20;
 const now = () => performance.now();
@@ -65,23 +65,10 @@ async function rawBody(store: ObjectStoreSettings, key: string): Promise<AsyncIt
  * length unchanged, a random key.
  */
 function bareEncryption(): Transform {
-  const chunk = 4 * MiB;
-  const key = randomBytes(32);
-  const nonce = randomBytes(12);
-  let cipher = createCipheriv('aes-256-gcm', key, nonce);
-  let left = chunk;
+  const encrypt = chunkedGcm(false, randomBytes(32), randomBytes(12), 4 * MiB);
   return new Transform({
     transform(piece: Buffer, _encoding, done) {
-      while (piece.length) {
-        const n = Math.min(left, piece.length);
-        this.push(cipher.update(piece.subarray(0, n)));
-        piece = piece.subarray(n);
-        left -= n;
-        if (left === 0) {
-          cipher = createCipheriv('aes-256-gcm', key, nonce);
-          left = chunk;
-        }
-      }
+      encrypt(piece, (out) => this.push(out));
       done();
     },
   });
