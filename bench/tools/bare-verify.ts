@@ -23,11 +23,13 @@ const key = randomBytes(32);
 const nonce = randomBytes(12);
 
 const workerFile = new URL('./bare-verify-worker.cjs', import.meta.url);
-/** bare-verify-worker.cjs, typed. */
-export const { chunkedGcm, decryptAndHash } = createRequire(import.meta.url)(fileURLToPath(workerFile)) as {
+/** bare-verify-worker.cjs, typed; chunkedGcm is the encrypting relay's too (bench/tools/client.ts). */
+const cryptography = createRequire(import.meta.url)(fileURLToPath(workerFile)) as {
   chunkedGcm(decrypt: boolean, key: Uint8Array, nonce: Uint8Array, chunk: number): (piece: Uint8Array, emit: (out: Buffer) => void) => void;
   decryptAndHash(key: Uint8Array, nonce: Uint8Array, chunk: number): { update(piece: Uint8Array): void; digest(): Buffer };
 };
+export const { chunkedGcm } = cryptography;
+const { decryptAndHash } = cryptography;
 
 export type BareThreads = 1 | 2;
 
@@ -56,16 +58,18 @@ async function withWorker(body: AsyncIterable<Uint8Array>): Promise<number> {
     failed = e;
     wake?.();
   });
+  let digested!: () => void;
+  const digest = new Promise<void>((resolve, reject) => {
+    digested = resolve;
+    worker.once('error', reject);
+  });
+  digest.catch(() => {}); // a failure before the end is thrown by send()
+  // 'done' frees a batch's place; anything else is the digest, the answer to 'end'.
   worker.on('message', (m: 'done' | Uint8Array) => {
-    if (m !== 'done') return;
+    if (m !== 'done') return digested();
     free++;
     wake?.();
   });
-  const digested = new Promise<void>((resolve, reject) => {
-    worker.on('message', (m: 'done' | Uint8Array) => m !== 'done' && resolve());
-    worker.once('error', reject);
-  });
-  digested.catch(() => {}); // a failure before the end is thrown by send()
   try {
     let batch: Uint8Array[] = [];
     let batchBytes = 0;
@@ -88,7 +92,7 @@ async function withWorker(body: AsyncIterable<Uint8Array>): Promise<number> {
     }
     if (batch.length) await send();
     worker.postMessage('end');
-    await digested;
+    await digest;
     return bytes;
   } finally {
     await worker.terminate();

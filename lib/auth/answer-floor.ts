@@ -10,7 +10,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
  * left after a sleep is slept again.
  */
 export async function waitForFloor(started: number, floorMs: number): Promise<void> {
-  for (let left = floorMs - (performance.now() - started); left > 0; left = floorMs - (performance.now() - started)) {
+  for (;;) {
+    const left = floorMs - (performance.now() - started);
+    if (left <= 0) return;
     await sleep(Math.ceil(left));
   }
 }
